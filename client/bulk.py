@@ -1,0 +1,82 @@
+"""Bulk RFC 6962 hashing: the hot path of audit, fsck, import and tile building.
+
+One small interface, three functions over *levels*: a level is ``bytes`` holding
+consecutive 32-byte hashes (contiguous, so a compiled backend can walk it
+without creating Python objects). A compiled accelerator may replace
+:func:`leaf_hashes` and :func:`parent_level`; everything else is built on them
+and must give identical results (SPEC §8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from .errors import FormatError
+from .hashing import EMPTY_ROOT, HASH_SIZE
+
+_sha256 = hashlib.sha256
+_PAIR = 2 * HASH_SIZE
+
+
+def _py_leaf_hashes(entries: Sequence[bytes]) -> bytes:
+    sha = _sha256
+    return b"".join([sha(b"\x00" + e).digest() for e in entries])
+
+
+def _py_parent_level(level: bytes) -> bytes:
+    sha = _sha256
+    end = len(level) - len(level) % _PAIR
+    return b"".join([sha(b"\x01" + level[i:i + _PAIR]).digest() for i in range(0, end, _PAIR)])
+
+
+BACKEND = "python"
+_leaf_hashes = _py_leaf_hashes
+_parent_level = _py_parent_level
+
+
+def leaf_hashes(entries: Sequence[bytes]) -> bytes:
+    """Leaf hashes of ``entries``, concatenated in order (32 bytes each)."""
+    return _leaf_hashes(entries)
+
+
+def parent_level(level: bytes) -> bytes:
+    """Hash each complete pair of ``level`` into its parent.
+
+    Precondition: ``len(level)`` is a multiple of 32. A trailing unpaired hash
+    has no parent node yet and is not carried (see :func:`root_of_level`)."""
+    _check_level(level)
+    return _parent_level(bytes(level))
+
+
+def root_of_level(level: bytes) -> bytes:
+    """RFC 6962 root of the tree whose leaf hashes are ``level``.
+
+    Bottom-up pairing that carries a lone last hash up unchanged gives the same
+    root as the recursive split at the largest power of two (RFC 6962 §2.1)."""
+    _check_level(level)
+    if not level:
+        return EMPTY_ROOT
+    level = bytes(level)
+    while len(level) > HASH_SIZE:
+        parents = _parent_level(level)
+        if len(level) % _PAIR:
+            parents += level[-HASH_SIZE:]
+        level = parents
+    return level
+
+
+def root_of_entries(entries: Sequence[bytes]) -> bytes:
+    """RFC 6962 root (Merkle Tree Hash) of a list of entries."""
+    return root_of_level(_leaf_hashes(entries))
+
+
+def split_level(level: bytes) -> list[bytes]:
+    """The hashes of a level as a list of 32-byte values."""
+    _check_level(level)
+    return [level[i:i + HASH_SIZE] for i in range(0, len(level), HASH_SIZE)]
+
+
+def _check_level(level: bytes) -> None:
+    if len(level) % HASH_SIZE:
+        raise FormatError("level", f"length {len(level)} is not a multiple of {HASH_SIZE}")

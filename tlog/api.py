@@ -1,0 +1,335 @@
+"""HTTP API: Rekor v1 routes, C2SP tiles, health and metrics (SPEC §3.3, §6).
+
+Thin: each handler parses the request strictly, calls storage or the
+sequencer, and maps the result (or a typed error) to a response. Every
+malformed request is a 4xx whose message names the field; a 5xx means a bug or
+an unavailable log, never bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from tlog_client.checkpoint import Checkpoint
+from tlog_client.encoding import b64encode_std, parse_decimal
+from tlog_client.errors import FormatError, TlogError, VerificationError
+from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
+from tlog_client.proof import consistency_nodes, inclusion_nodes
+from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
+                               parse_entry_ref, set_payload, uuid_of)
+from tlog_client.tiles import EntryBundle, Tile, parse_tile_path, require_tile_in_tree
+
+from . import entrytypes, search
+from .config import Config
+from .identity import LogIdentity
+from .metrics import Metrics
+from .sequencer import PoolFullError, Sequencer, SequencerHaltedError
+from .storage import NewEntry, ReadTxn, Storage, StoredCheckpoint, StoredEntry
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHORT_LIVED = "public, max-age=2"
+
+
+class ApiError(Exception):
+    """An error answered with ``{"code", "message"}`` and the given status."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None):
+    return web.json_response({"code": status, "message": message}, status=status,
+                             headers=headers)
+
+
+class LogApi:
+    """The handlers, bound to one log."""
+
+    def __init__(self, config: Config, storage: Storage, identity: LogIdentity,
+                 sequencer: Sequencer, metrics: Metrics,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.storage = storage
+        self.identity = identity
+        self.sequencer = sequencer
+        self.metrics = metrics
+        self.clock = clock
+        self.log_id = identity.log_id
+
+    # -- entries -----------------------------------------------------------------
+
+    async def create_entry(self, request: web.Request) -> web.Response:
+        proposed = entrytypes.parse_proposed(await self._json_body(request), self.config)
+        entry = NewEntry(proposed.leaf_hash, proposed.body, proposed.kind,
+                         proposed.index_keys, proposed.attestation)
+        with self.storage.snapshot() as snap:
+            existing = snap.index_of(entry.leaf_hash)
+        if existing is not None:
+            raise self._conflict(entry.leaf_hash)
+        started = time.perf_counter()
+        try:
+            done = await self.sequencer.submit(entry)
+        except PoolFullError:
+            raise ApiError(503, "the log is busy: too many pending submissions",
+                           {"Retry-After": "1"}) from None
+        except SequencerHaltedError as exc:
+            raise ApiError(503, f"the log is not accepting entries: {exc}",
+                           {"Retry-After": "30"}) from None
+        if done.duplicate:
+            raise self._conflict(entry.leaf_hash)
+        self.metrics.observe_submission(time.perf_counter() - started)
+        proof = InclusionProof(done.index, done.checkpoint.root, done.checkpoint.size,
+                               done.proof, done.checkpoint.note.decode())
+        log_entry = self._log_entry(
+            StoredEntry(done.index, entry.leaf_hash, entry.body, done.integrated_time,
+                        entry.kind, entry.attestation), proof)
+        uuid = uuid_of(entry.body)
+        return web.json_response(log_entry.to_json(), status=201, headers={
+            "Location": f"{API}/log/entries/{uuid}", "ETag": f'"{uuid}"'})
+
+    def _conflict(self, leaf_hash: bytes) -> ApiError:
+        uuid = leaf_hash.hex()
+        return ApiError(409, f"an equivalent entry already exists in the log with UUID {uuid}",
+                        {"Location": f"{API}/log/entries/{uuid}"})
+
+    async def get_entry_by_index(self, request: web.Request) -> web.Response:
+        index = _query_int(request, "logIndex", required=True)
+        with self.storage.snapshot() as snap:
+            body = self._entry_json(snap, snap.entry(index), f"logIndex {index}")
+        return web.json_response(body)
+
+    async def get_entry_by_uuid(self, request: web.Request) -> web.Response:
+        ref = parse_entry_ref(request.match_info["uuid"], "entryUUID")
+        with self.storage.snapshot() as snap:
+            body = self._entry_json(snap, self._lookup_ref(snap, ref), f"entry {ref.uuid}")
+        return web.json_response(body)
+
+    async def retrieve_entries(self, request: web.Request) -> web.Response:
+        obj = expect_object(await self._json_body(request), "body",
+                            optional=("entryUUIDs", "logIndexes", "entries"))
+        uuids = expect_list(obj.get("entryUUIDs") or [], "entryUUIDs")
+        indexes = expect_list(obj.get("logIndexes") or [], "logIndexes")
+        proposed = expect_list(obj.get("entries") or [], "entries")
+        if len(uuids) + len(indexes) + len(proposed) > self.config.max_retrieve:
+            raise ApiError(422, f"at most {self.config.max_retrieve} entryUUIDs, logIndexes "
+                                "and entries in all")
+        refs = [parse_entry_ref(u, f"entryUUIDs[{i}]") for i, u in enumerate(uuids)]
+        idxs = [_json_index(v, f"logIndexes[{i}]") for i, v in enumerate(indexes)]
+        hashes = [entrytypes.parse_proposed(p, self.config, verify=False).leaf_hash
+                  for p in proposed]
+        out = []
+        with self.storage.snapshot() as snap:
+            found = [self._lookup_ref(snap, r) for r in refs]
+            found += [snap.entry(i) for i in idxs]
+            found += [_entry_by_hash(snap, h) for h in hashes]
+            head = snap.head()
+            for stored in found:
+                if stored is not None and stored.index < head.size:
+                    out.append(self._log_entry_in(snap, head, stored).to_json())
+        return web.json_response(out)
+
+    def _lookup_ref(self, snap: ReadTxn, ref: EntryRef) -> StoredEntry | None:
+        if ref.tree_id is not None and ref.tree_id != self.identity.tree_id:
+            return None
+        return _entry_by_hash(snap, bytes.fromhex(ref.uuid))
+
+    def _entry_json(self, snap: ReadTxn, stored: StoredEntry | None, what: str) -> dict:
+        head = snap.head()
+        if stored is None or stored.index >= head.size:
+            raise ApiError(404, f"{what} is not in the log")
+        return self._log_entry_in(snap, head, stored).to_json()
+
+    def _log_entry_in(self, snap: ReadTxn, head: StoredCheckpoint,
+                      stored: StoredEntry) -> LogEntry:
+        """The entry with an inclusion proof at ``head``, from one snapshot (I8)."""
+        hashes = inclusion_nodes(stored.index, head.size).read(snap)
+        proof = InclusionProof(stored.index, head.root, head.size, tuple(hashes),
+                               head.note.decode())
+        return self._log_entry(stored, proof)
+
+    def _log_entry(self, stored: StoredEntry, proof: InclusionProof) -> LogEntry:
+        body_b64 = b64encode_std(stored.body)
+        signature = self.identity.sign_set(
+            set_payload(body_b64, stored.integrated_time, self.log_id, stored.index))
+        ref = EntryRef(stored.leaf_hash.hex(), self.identity.tree_id)
+        return LogEntry(ref, stored.body, stored.integrated_time, self.log_id, stored.index,
+                        proof, signature, stored.attestation)
+
+    # -- log info and proofs ----------------------------------------------------------
+
+    async def log_info(self, request: web.Request) -> web.Response:
+        with self.storage.snapshot() as snap:
+            head = snap.head()
+        return web.json_response({
+            "rootHash": head.root.hex(), "treeSize": head.size,
+            "signedTreeHead": head.note.decode(), "treeID": str(self.identity.tree_id)})
+
+    async def consistency_proof(self, request: web.Request) -> web.Response:
+        first = _query_int(request, "firstSize", required=False)
+        last = _query_int(request, "lastSize", required=True)
+        first = 1 if first is None else first
+        with self.storage.snapshot() as snap:
+            head = snap.head()
+            if last > head.size:
+                raise ApiError(400, f"lastSize {last} is beyond the tree size {head.size}")
+            if first < 1 or first > last:
+                raise ApiError(400, f"firstSize {first} must be in [1, lastSize={last}]")
+            root = head.root if last == head.size else _root_at(snap, last)
+            hashes = consistency_nodes(first, last).read(snap)
+        return web.json_response({"rootHash": root.hex(), "hashes": [h.hex() for h in hashes]})
+
+    async def public_key(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.identity.public_pem, content_type="application/x-pem-file")
+
+    # -- search -------------------------------------------------------------------
+
+    async def search_index(self, request: web.Request) -> web.Response:
+        query = search.parse_query(await self._json_body(request), self.config)
+        with self.storage.snapshot() as snap:
+            indexes = search.run(snap, query, self.config.max_search_results)
+            uuids = [entry_id(self.identity.tree_id, snap.entry(i).leaf_hash.hex())
+                     for i in indexes]
+        return web.json_response(uuids)
+
+    # -- tiles (c2sp.org/tlog-tiles) -------------------------------------------------
+
+    async def checkpoint(self, request: web.Request) -> web.Response:
+        with self.storage.snapshot() as snap:
+            head = snap.head()
+        return web.Response(body=head.note, content_type="text/plain", charset="utf-8",
+                            headers={"Cache-Control": SHORT_LIVED})
+
+    async def tile(self, request: web.Request) -> web.Response:
+        try:
+            tile = parse_tile_path("tile/" + request.match_info["path"])
+        except FormatError as exc:
+            raise ApiError(404, f"no such tile: {exc}") from None
+        with self.storage.snapshot() as snap:
+            head = snap.head()
+            try:
+                require_tile_in_tree(tile, head.size)
+            except FormatError as exc:
+                raise ApiError(404, f"tile is beyond the tree: {exc}") from None
+            if isinstance(tile, EntryBundle):
+                from tlog_client.tiles import encode_entry_bundle
+                data = encode_entry_bundle(snap.bodies(tile.index * 256, tile.width))
+            else:
+                data = snap.level_hashes(8 * tile.level, tile.index * 256, tile.width)
+        cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
+        return web.Response(body=data, content_type="application/octet-stream",
+                            headers={"Cache-Control": cache})
+
+    # -- operations -----------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        if self.sequencer.halted:
+            return web.json_response({"status": "halted", "reason": self.sequencer.halted},
+                                     status=503)
+        return web.json_response({"status": "ok", "treeSize": self.sequencer.head.size})
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        self.metrics.set_state(self.sequencer.head.size, self.sequencer.pending)
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    # -- request parsing ---------------------------------------------------------------
+
+    async def _json_body(self, request: web.Request) -> object:
+        if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+            raise ApiError(415, "Content-Encoding: compressed request bodies are refused")
+        if request.content_type != "application/json":
+            raise ApiError(415, f"Content-Type: expected application/json, "
+                                f"got {request.content_type}")
+        data = await request.read()
+        return loads_strict(data, max_depth=self.config.max_json_depth,
+                            max_size=self.config.max_body)
+
+
+def _entry_by_hash(snap: ReadTxn, leaf_hash: bytes) -> StoredEntry | None:
+    index = snap.index_of(leaf_hash)
+    return None if index is None else snap.entry(index)
+
+
+def _root_at(snap: ReadTxn, size: int) -> bytes:
+    cp = snap.checkpoint(size)
+    if cp is not None:
+        return cp.root
+    from tlog_client.compact import CompactRange
+    from tlog_client.proof import right_edge
+    return CompactRange.from_hashes(0, size, snap.read_hashes(right_edge(size))).root()
+
+
+def _query_int(request: web.Request, name: str, *, required: bool) -> int | None:
+    values = request.query.getall(name, [])
+    if not values:
+        if required:
+            raise ApiError(400, f"{name}: query parameter is required")
+        return None
+    if len(values) > 1:
+        raise ApiError(400, f"{name}: given more than once")
+    return parse_decimal(values[0], name)
+
+
+def _json_index(value: object, field: str) -> int:
+    if type(value) is not int or value < 0:
+        raise FormatError(field, "must be a non-negative integer")
+    return value
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_error_middleware(metrics: Metrics):
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "none"
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.message, exc.headers)
+        except (FormatError, VerificationError) as exc:
+            response = error_response(400, str(exc))
+        except TlogError as exc:
+            response = error_response(400, str(exc))
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                response = error_response(exc.status, exc.reason, dict(exc.headers))
+            else:
+                raise
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            response = error_response(500, "internal error")
+        metrics.count_request(request.method, route, response.status)
+        return response
+    return errors
+
+
+def add_routes(app: web.Application, api: LogApi) -> None:
+    """Every route with and without a trailing slash (SPEC §6)."""
+    routes = [
+        ("POST", f"{API}/log/entries", api.create_entry),
+        ("GET", f"{API}/log/entries", api.get_entry_by_index),
+        ("POST", f"{API}/log/entries/retrieve", api.retrieve_entries),
+        ("GET", f"{API}/log/entries/{{uuid}}", api.get_entry_by_uuid),
+        ("GET", f"{API}/log", api.log_info),
+        ("GET", f"{API}/log/proof", api.consistency_proof),
+        ("GET", f"{API}/log/publicKey", api.public_key),
+        ("POST", f"{API}/index/retrieve", api.search_index),
+        ("GET", "/checkpoint", api.checkpoint),
+        ("GET", "/healthz", api.healthz),
+        ("GET", "/metrics", api.metrics_handler),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+        app.router.add_route(method, path + "/", handler)
+    app.router.add_route("GET", "/tile/{path:.+}", api.tile)

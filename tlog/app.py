@@ -1,0 +1,69 @@
+"""Assembles the server: storage, identity, sequencer, API; runs it.
+
+The only place the parts are wired together; configuration and the clock are
+passed in (SPEC §2: time is injected, never monkeypatched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .api import LogApi, add_routes, make_error_middleware
+from .config import Config
+from .identity import load_or_create
+from .metrics import Metrics
+from .sequencer import Sequencer
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+async def build_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
+    """Open (or create) the log described by ``config`` and build its app."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    storage = Storage.open(config.db_path)
+    identity = load_or_create(config, storage)
+    sequencer = Sequencer(storage, identity.sign_checkpoint, clock,
+                          batch_size=config.batch_size, pool_size=config.pool_size,
+                          batch_delay_ms=config.batch_delay_ms)
+    head = await sequencer.start()
+    metrics = Metrics()
+    app = web.Application(client_max_size=config.max_body,
+                          middlewares=[make_error_middleware(metrics)])
+    api = LogApi(config, storage, identity, sequencer, metrics, clock)
+    add_routes(app, api)
+    app["api"] = api
+
+    async def shutdown(app: web.Application) -> None:
+        await sequencer.stop()
+        storage.close()
+
+    app.on_cleanup.append(shutdown)
+    log.info("log %s (treeID %d, logID %s) at size %d", identity.origin, identity.tree_id,
+             identity.log_id, head.size)
+    return app
+
+
+async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
+    """Run the log until SIGINT or SIGTERM."""
+    app = await build_app(config, clock)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
+                           max_line_size=8190, max_field_size=8190)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+    await site.start()
+    api: LogApi = app["api"]
+    print(f"tlog: serving {api.identity.origin} on http://{config.host}:{config.port} "
+          f"(tree size {api.sequencer.head.size}, data in {config.data_dir})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()

@@ -1,0 +1,102 @@
+"""The server's configuration: one frozen object built in one place (SPEC §2).
+
+Every setting is a command-line flag with a ``TLOG_*`` environment variable
+of the same name as fallback and a documented default (docs/operator.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+KEY_TYPES = ("ed25519", "ecdsa-p256")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Server settings. Sizes in bytes, times in milliseconds unless named."""
+
+    data_dir: Path = Path("tlog-data")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    origin: str | None = None  # default at creation: "<hostname>/<treeID>"
+    key_type: str = "ed25519"
+    batch_size: int = 256  # most entries integrated per batch/checkpoint
+    batch_delay_ms: int = 0  # extra wait to fill a batch; 0 = adaptive only
+    pool_size: int = 4096  # pending submissions before 503
+    max_body: int = 4 << 20  # request body (attestations)
+    max_leaf: int = 64 << 10  # canonical leaf (tile entry bundles hold uint16 lengths)
+    max_json_depth: int = 32
+    max_chain: int = 10  # certificates per chain
+    max_retrieve: int = 10  # items per retrieve/search request
+    max_search_results: int = 10_000
+    read_timeout_s: float = 30.0  # slow clients are dropped after this
+    checkpoint_max_age_s: int = 0  # reserved
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "tlog.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "log-key.pem"
+
+
+_HELP = {
+    "data_dir": "directory holding tlog.db and log-key.pem",
+    "host": "address to listen on",
+    "port": "TCP port",
+    "origin": "checkpoint origin (= key name) for a NEW log; must match an existing one",
+    "key_type": "signing key type for a NEW log: ed25519 or ecdsa-p256",
+    "batch_size": "most entries integrated per batch (one checkpoint per batch)",
+    "batch_delay_ms": "extra milliseconds to wait to fill a batch (0: integrate at once)",
+    "pool_size": "pending submissions before answering 503",
+    "max_body": "largest request body in bytes",
+    "max_leaf": "largest canonical entry in bytes (<= 65535)",
+    "max_json_depth": "deepest JSON nesting accepted",
+    "max_chain": "most certificates in a chain",
+    "max_retrieve": "most items in one retrieve or search request",
+    "max_search_results": "most UUIDs returned by one search",
+    "read_timeout_s": "seconds before a slow request is dropped",
+    "checkpoint_max_age_s": "reserved",
+}
+
+
+def build_parser(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Add one flag per :class:`Config` field, defaulting to ``TLOG_<FIELD>``."""
+    defaults = Config()
+    for f in fields(Config):
+        env = "TLOG_" + f.name.upper()
+        default = environ.get(env, getattr(defaults, f.name))
+        kind = {int: int, float: float}.get(type(getattr(defaults, f.name)), str)
+        kwargs = {"default": default, "type": kind,
+                  "help": f"{_HELP[f.name]} (env {env}; default {getattr(defaults, f.name)})"}
+        if f.name == "key_type":
+            kwargs["choices"] = KEY_TYPES
+        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def from_namespace(ns: argparse.Namespace) -> Config:
+    """The frozen configuration from parsed arguments; validates ranges."""
+    values = {f.name: getattr(ns, f.name) for f in fields(Config)}
+    values["data_dir"] = Path(values["data_dir"])
+    values["port"] = int(values["port"])
+    for name in ("batch_size", "pool_size", "max_body", "max_leaf", "max_json_depth",
+                 "max_chain", "max_retrieve", "max_search_results"):
+        values[name] = int(values[name])
+        if values[name] < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    if values["max_leaf"] > 65535:
+        raise SystemExit("--max-leaf must be at most 65535 (tile entry bundles, SPEC §3.3)")
+    values["batch_delay_ms"] = int(values["batch_delay_ms"])
+    values["read_timeout_s"] = float(values["read_timeout_s"])
+    values["checkpoint_max_age_s"] = int(values["checkpoint_max_age_s"])
+    return Config(**values)
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    parser = argparse.ArgumentParser(prog="tlog serve")
+    build_parser(parser, environ)
+    return from_namespace(parser.parse_args(argv))

@@ -1,0 +1,148 @@
+"""The log's identity: signing key, origin and tree ID (SPEC §3.2, §3.4, I10).
+
+Created once, on the first start: the key file (PKCS#8 PEM, mode 0600) is
+written durably before the identity is recorded in the database, and both are
+checked against each other on every later start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from tlog_client.checkpoint import Checkpoint, sign_checkpoint
+from tlog_client.note import LogPrivateKey, check_key_name, log_signers, log_verifiers
+from tlog_client.rekor import sign_set
+
+from .config import Config
+from .storage import Storage
+
+
+class IdentityError(Exception):
+    """The data directory's key or database does not belong to this log (I10)."""
+
+
+@dataclass(frozen=True)
+class LogIdentity:
+    origin: str
+    tree_id: int
+    private_key: LogPrivateKey
+
+    @property
+    def public_key(self):
+        return self.private_key.public_key()
+
+    @property
+    def spki_der(self) -> bytes:
+        return self.public_key.public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    @property
+    def public_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    @property
+    def log_id(self) -> str:
+        """hex SHA-256 of the DER SPKI (SPEC §3.4)."""
+        return hashlib.sha256(self.spki_der).hexdigest()
+
+    @property
+    def key_type(self) -> str:
+        return "ed25519" if isinstance(self.private_key, ed25519.Ed25519PrivateKey) else "ecdsa-p256"
+
+    def signers(self):
+        return log_signers(self.private_key, self.origin)
+
+    def verifiers(self):
+        return log_verifiers(self.public_key, self.origin)
+
+    def sign_checkpoint(self, size: int, root: bytes, timestamp: int) -> bytes:
+        """The signed checkpoint note for (size, root); ``timestamp`` unused
+        in the body (kept out so a size has exactly one natural note)."""
+        del timestamp
+        return sign_checkpoint(Checkpoint(self.origin, size, root), self.signers())
+
+    def sign_set(self, payload: bytes) -> bytes:
+        return sign_set(self.private_key, payload)
+
+
+def _generate(key_type: str) -> LogPrivateKey:
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write_key(path: Path, key: LogPrivateKey) -> None:
+    """Write the key durably with mode 0600 (created so, never widened).
+
+    Survives a crash at any point: the key appears under its final name only
+    after its bytes are fsynced, and the rename is fsynced in the directory."""
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dirfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def _read_key(path: Path) -> LogPrivateKey:
+    if path.stat().st_mode & 0o077:
+        raise IdentityError(f"{path} is readable by others; chmod 600 it")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    raise IdentityError(f"{path}: log keys are Ed25519 or ECDSA P-256")
+
+
+def _default_origin(tree_id: int) -> str:
+    host = socket.gethostname()
+    if not host.isascii() or any(c in host for c in " +\t") or not host:
+        host = "tlog"
+    return f"{host}/{tree_id}"
+
+
+def load_or_create(config: Config, storage: Storage) -> LogIdentity:
+    """The log's identity; creates key and identity on the first start.
+
+    Raises IdentityError if the key file and the database disagree, or an
+    explicitly configured origin differs from the stored one (I10)."""
+    meta = storage.get_meta()
+    if not config.key_path.exists():
+        if meta:
+            raise IdentityError(f"the database belongs to an existing log but its key "
+                                f"{config.key_path} is missing; refusing to start")
+        _write_key(config.key_path, _generate(config.key_type))
+    key = _read_key(config.key_path)
+    if not meta:
+        tree_id = secrets.randbelow((1 << 63) - 1) + 1
+        origin = check_key_name(config.origin or _default_origin(tree_id), "origin")
+        candidate = LogIdentity(origin, tree_id, key)
+        meta = storage.create_meta({"origin": origin, "tree_id": str(tree_id),
+                                    "public_key": candidate.public_pem})
+    identity = LogIdentity(meta["origin"], int(meta["tree_id"]), key)
+    if identity.public_pem != meta["public_key"]:
+        raise IdentityError(f"{config.key_path} is not the key this log was created with; "
+                            "refusing to start (SPEC I10)")
+    if config.origin is not None and config.origin != identity.origin:
+        raise IdentityError(f"this log's origin is {identity.origin!r}, not "
+                            f"{config.origin!r}; refusing to start (SPEC I10)")
+    return identity

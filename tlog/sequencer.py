@@ -1,0 +1,243 @@
+"""The sequencer: a bounded pool of submissions integrated in batches (SPEC §4).
+
+Each batch, in the single writer thread:
+
+1. inserts the entries at the next indexes (the database's UNIQUE leaf hash
+   turns a repeat into a duplicate, I4) with their search rows (I9);
+2. appends their leaf hashes to the compact range of the tree, storing every
+   complete node created (amortised O(1) hashes per entry);
+3. proves the new root consistent with the last published checkpoint and
+   verifies that proof, halting rather than signing if it fails (I1);
+4. signs one checkpoint for the batch and commits everything in one
+   transaction, compare-and-swapping the previous head (I5, I6, I7);
+5. hands each waiter its index and an inclusion proof against the new
+   checkpoint, verified by the server itself (I5).
+
+Batching adapts to load: the sequencer takes whatever is waiting (up to
+``batch_size``) as soon as the writer is free, so an idle log integrates at
+once and a busy one in larger batches. A waiter that goes away never cancels
+its batch: the futures belong to the sequencer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from tlog_client.compact import CompactRange
+from tlog_client.errors import VerificationError
+from tlog_client.hashing import EMPTY_ROOT
+from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
+from tlog_client.verify import verify_consistency, verify_inclusion
+
+from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint
+
+log = logging.getLogger(__name__)
+
+# (size, root, timestamp) -> signed checkpoint note bytes
+CheckpointSigner = Callable[[int, bytes, int], bytes]
+
+
+class PoolFullError(Exception):
+    """The pool of pending submissions is full: answer 503 with Retry-After."""
+
+
+class SequencerHaltedError(Exception):
+    """The sequencer stopped integrating (I1 violated, or shut down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Integrated:
+    """Where one submission landed. ``duplicate``: it was already logged at
+    ``index`` (and ``proof`` is empty)."""
+
+    index: int
+    integrated_time: int
+    checkpoint: StoredCheckpoint
+    proof: tuple[bytes, ...]
+    duplicate: bool = False
+
+
+class Sequencer:
+    """Owns the writer thread and the in-memory right edge of the tree."""
+
+    def __init__(self, storage: Storage, sign: CheckpointSigner, clock: Callable[[], float],
+                 *, batch_size: int = 256, pool_size: int = 4096,
+                 batch_delay_ms: int = 0) -> None:
+        self._storage = storage
+        self._sign = sign
+        self._clock = clock
+        self._batch_size = batch_size
+        self._batch_delay = batch_delay_ms / 1000
+        self._queue: asyncio.Queue[tuple[NewEntry, asyncio.Future]] = asyncio.Queue(pool_size)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlog-writer")
+        self._task: asyncio.Task | None = None
+        self._halted: str | None = None
+        self._head: StoredCheckpoint | None = None
+        self._edge: list[bytes] = []
+        self.batches = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> StoredCheckpoint:
+        """Load the head (O(log n) reads: startup never scans the log), sign
+        the size-0 checkpoint of a new log, and start integrating."""
+        loop = asyncio.get_running_loop()
+        head = await loop.run_in_executor(self._writer, self._load)
+        self._task = asyncio.create_task(self._run(), name="tlog-sequencer")
+        return head
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._halted = self._halted or "shut down"
+        while not self._queue.empty():
+            _, fut = self._queue.get_nowait()
+            if not fut.done():
+                fut.set_exception(SequencerHaltedError("the log is shutting down"))
+        self._writer.shutdown(wait=True)
+
+    @property
+    def head(self) -> StoredCheckpoint | None:
+        return self._head
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def halted(self) -> str | None:
+        return self._halted
+
+    # -- submission ------------------------------------------------------------------
+
+    async def submit(self, entry: NewEntry) -> Integrated:
+        """Queue ``entry`` and wait until it is durably integrated.
+
+        Raises PoolFullError at once when the pool is full. Cancelling the
+        caller does not cancel the integration (the future is shielded)."""
+        if self._halted:
+            raise SequencerHaltedError(self._halted)
+        fut = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((entry, fut))
+        except asyncio.QueueFull:
+            raise PoolFullError("too many pending submissions") from None
+        return await asyncio.shield(fut)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            if self._batch_delay and self._queue.qsize() < self._batch_size - 1:
+                await asyncio.sleep(self._batch_delay)
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await loop.run_in_executor(
+                    self._writer, self._integrate, [e for e, _ in batch])
+            except Exception as exc:  # failed commit: nobody is acknowledged
+                log.exception("batch of %d failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batches += 1
+            for (_, fut), result in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(result)
+
+    # -- writer thread ---------------------------------------------------------------
+
+    def _load(self) -> StoredCheckpoint:
+        with self._storage.snapshot() as snap:
+            head = snap.head()
+            edge = snap.read_hashes(right_edge(head.size)) if head else []
+        if head is None:
+            head = self._sign_initial()
+        self._head, self._edge = head, edge
+        if CompactRange.from_hashes(0, head.size, edge).root() != head.root:
+            self._halted = "stored tree does not match the head checkpoint"
+            raise SequencerHaltedError(self._halted)
+        return head
+
+    def _sign_initial(self) -> StoredCheckpoint:
+        now = int(self._clock())
+        cp = StoredCheckpoint(0, EMPTY_ROOT, self._sign(0, EMPTY_ROOT, now), now)
+        try:
+            with self._storage.write(None) as txn:
+                txn.insert_checkpoint(cp)
+        except HeadMovedError:  # another process created it first
+            with self._storage.snapshot() as snap:
+                return snap.head()
+        return cp
+
+    def _integrate(self, entries: list[NewEntry]) -> list[Integrated]:
+        if self._halted:
+            raise SequencerHaltedError(self._halted)
+        for _ in range(100):
+            try:
+                return self._try_integrate(entries)
+            except HeadMovedError:
+                # Another writer advanced the log: adopt its head and retry.
+                log.warning("head moved under us; reloading")
+                self._load()
+            except Exception:
+                # The transaction rolled back: reload what is durable.
+                self._load()
+                raise
+        raise SequencerHaltedError("lost the head race 100 times")
+
+    def _try_integrate(self, entries: list[NewEntry]) -> list[Integrated]:
+        prev = self._head
+        cr = CompactRange(0, prev.size, list(self._edge))
+        # Time never runs backwards in the log, even if the clock does.
+        now = max(int(self._clock()), prev.timestamp)
+        with self._storage.write(prev) as txn:
+            placed, nodes = [], []
+            for entry in entries:
+                if txn.insert_entry(cr.end, entry, now):
+                    placed.append((cr.end, False))
+                    cr.append(entry.leaf_hash, nodes)
+                else:
+                    placed.append((txn.index_of(entry.leaf_hash), True))
+            head = prev
+            if cr.end != prev.size:
+                txn.insert_nodes(nodes)
+                head = self._new_checkpoint(txn, prev, cr, now)
+            results = [self._result(txn, head, entry, index, dup, now)
+                       for entry, (index, dup) in zip(entries, placed)]
+        self._head, self._edge = head, cr.hashes
+        return results
+
+    def _new_checkpoint(self, txn, prev: StoredCheckpoint, cr: CompactRange,
+                        now: int) -> StoredCheckpoint:
+        root = cr.root()
+        if prev.size:
+            proof = consistency_nodes(prev.size, cr.end).read(txn)
+            try:
+                verify_consistency(prev.size, cr.end, prev.root, root, proof)
+            except VerificationError as exc:  # I1: halt rather than sign
+                self._halted = f"new tree is not consistent with the last checkpoint: {exc}"
+                log.critical(self._halted)
+                raise SequencerHaltedError(self._halted) from exc
+        cp = StoredCheckpoint(cr.end, root, self._sign(cr.end, root, now), now)
+        txn.insert_checkpoint(cp)
+        return cp
+
+    @staticmethod
+    def _result(txn, head: StoredCheckpoint, entry: NewEntry, index: int, dup: bool,
+                now: int) -> Integrated:
+        if dup:
+            stored = txn.entry(index)
+            return Integrated(index, stored.integrated_time, head, (), True)
+        proof = inclusion_nodes(index, head.size).read(txn)
+        verify_inclusion(index, head.size, entry.leaf_hash, proof, head.root)  # I5
+        return Integrated(index, now, head, tuple(proof))

@@ -1,0 +1,333 @@
+"""SQLite storage: the only module that talks to the database (SPEC §2).
+
+Layout (see docs/storage.md):
+
+- ``meta(key, value)``: the log's identity (origin, tree ID, public key),
+  fixed at creation (SPEC I10), and the schema version.
+- ``entries(idx, leaf_hash UNIQUE, body, integrated_time, kind, attestation)``:
+  one row per leaf; the UNIQUE leaf hash makes the database, not an
+  in-memory set, decide duplicates (I4).
+- ``nodes(id, hash)``: every complete Merkle node, ``id = level << 48 | index``
+  (so a tile is one contiguous ``id`` range). Any proof is O(log n) point reads
+  and any full or partial tile one range read, with no rehashing (SPEC §8).
+- ``checkpoints(size, root, note, timestamp)``: exactly one signed note per
+  tree size (I6); the largest is the log's head.
+- ``search(key, idx)``: index rows (digest, key hash, identities), written in
+  the entry's transaction (I9).
+
+Durability: WAL with ``synchronous=FULL``: once COMMIT returns, the WAL frames
+are fsynced, so a committed batch survives kill -9 and power loss; an
+uncommitted one vanishes whole, entries, nodes and checkpoint together.
+
+Concurrency: one writer connection, used only from the sequencer's writer
+thread; ``BEGIN IMMEDIATE`` takes SQLite's write lock, and the head is
+compared-and-swapped inside that transaction (I7), so a second process on the
+same file cannot fork the log. Readers use read-only connections, one per
+thread, each read in one transaction so that a proof, its size, root and
+checkpoint come from one snapshot (I8).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from tlog_client.proof import Address
+
+SCHEMA_VERSION = 1
+LEVEL_SHIFT = 48
+MAX_TREE_SIZE = 1 << LEVEL_SHIFT
+
+
+class StorageError(Exception):
+    """The database is unusable, inconsistent, or lost a race it must not lose."""
+
+
+class HeadMovedError(StorageError):
+    """Compare-and-swap failed: another writer changed the head (I7)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    index: int
+    leaf_hash: bytes
+    body: bytes
+    integrated_time: int
+    kind: str
+    attestation: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to integrate; ``index_keys`` are its search index keys."""
+
+    leaf_hash: bytes
+    body: bytes
+    kind: str
+    index_keys: tuple[str, ...] = ()
+    attestation: bytes | None = None
+
+
+def node_id(level: int, index: int) -> int:
+    """Row id of node (level, index). Precondition: index < 2**48 >> level."""
+    return (level << LEVEL_SHIFT) | index
+
+
+def _migrate_v1(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db["entries"].create(
+        {"idx": int, "leaf_hash": bytes, "body": bytes, "integrated_time": int,
+         "kind": str, "attestation": bytes},
+        pk="idx", not_null={"leaf_hash", "body", "integrated_time", "kind"})
+    db["entries"].create_index(["leaf_hash"], unique=True)
+    db["nodes"].create({"id": int, "hash": bytes}, pk="id", not_null={"hash"})
+    db["checkpoints"].create(
+        {"size": int, "root": bytes, "note": bytes, "timestamp": int},
+        pk="size", not_null={"root", "note", "timestamp"})
+    db.execute("CREATE TABLE search (key TEXT NOT NULL, idx INTEGER NOT NULL, "
+               "PRIMARY KEY (key, idx)) WITHOUT ROWID")
+
+
+MIGRATIONS = {1: _migrate_v1}
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: fsync the WAL at every commit, so an acknowledged write survives
+    # kill -9 and power loss (I5).
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class Storage:
+    """The log's database. Create with :meth:`open`."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Storage":
+        """Open (creating and migrating if needed) the database at ``path``."""
+        path = Path(path)
+        writer = _connect(path, read_only=False)
+        storage = cls(path, writer)
+        storage._migrate()
+        return storage
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._writer.close()
+
+    def _migrate(self) -> None:
+        db = sqlite_utils.Database(self._writer)
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"database schema {version} is newer than this tlog "
+                                   f"({SCHEMA_VERSION})")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[v](db)
+                self._writer.execute(f"PRAGMA user_version={v}")
+            self._writer.execute("COMMIT")
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+
+    # -- identity (meta) ------------------------------------------------------
+
+    def get_meta(self) -> dict[str, str]:
+        return dict(self._writer.execute("SELECT key, value FROM meta").fetchall())
+
+    def create_meta(self, values: dict[str, str]) -> dict[str, str]:
+        """Store the identity unless one exists; return the stored identity.
+        The check and insert are one transaction, so two first starts race
+        safely: exactly one identity wins."""
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._writer.execute("SELECT 1 FROM meta LIMIT 1").fetchone():
+                self._writer.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
+            self._writer.execute("COMMIT")
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        return self.get_meta()
+
+    # -- writing (writer thread only) ------------------------------------------
+
+    @contextmanager
+    def write(self, expected: StoredCheckpoint | None) -> Iterator["WriteTxn"]:
+        """A write transaction that fails with :class:`HeadMovedError` unless
+        the head checkpoint is still ``expected`` (compare-and-swap, I7).
+        Commits on normal exit, rolls back on exception."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            txn = WriteTxn(conn)
+            head = txn.head()
+            if head != expected:
+                raise HeadMovedError(
+                    f"head is at size {head.size if head else None}, expected "
+                    f"{expected.size if expected else None}")
+            yield txn
+            # The commit point of a batch: after this returns the WAL is
+            # fsynced (synchronous=FULL) and the batch survives a crash.
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- reading ------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, read_only=True)
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator["ReadTxn"]:
+        """One read transaction: every read inside sees the same state (I8)."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield ReadTxn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+
+class ReadTxn:
+    """Reads within one snapshot. Also a :class:`~tlog_client.proof.HashReader`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def head(self) -> StoredCheckpoint | None:
+        row = self._conn.execute(
+            "SELECT size, root, note, timestamp FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return StoredCheckpoint(*row) if row else None
+
+    def head_size(self) -> int:
+        row = self._conn.execute("SELECT max(size) FROM checkpoints").fetchone()
+        return row[0] or 0
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        row = self._conn.execute(
+            "SELECT size, root, note, timestamp FROM checkpoints WHERE size = ?", (size,)
+        ).fetchone()
+        return StoredCheckpoint(*row) if row else None
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, smallest size first."""
+        for row in self._conn.execute(
+                "SELECT size, root, note, timestamp FROM checkpoints ORDER BY size"):
+            yield StoredCheckpoint(*row)
+
+    def entry(self, index: int) -> StoredEntry | None:
+        row = self._conn.execute(
+            "SELECT idx, leaf_hash, body, integrated_time, kind, attestation "
+            "FROM entries WHERE idx = ?", (index,)).fetchone()
+        return StoredEntry(*row) if row else None
+
+    def index_of(self, leaf_hash: bytes) -> int | None:
+        row = self._conn.execute(
+            "SELECT idx FROM entries WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
+        return row[0] if row else None
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[StoredEntry]:
+        """Entries with ``start <= idx < end`` in index order."""
+        end = MAX_TREE_SIZE if end is None else end
+        for row in self._conn.execute(
+                "SELECT idx, leaf_hash, body, integrated_time, kind, attestation FROM entries "
+                "WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)):
+            yield StoredEntry(*row)
+
+    def bodies(self, start: int, count: int) -> list[bytes]:
+        """Canonical bodies of ``count`` entries from ``start`` (an entry bundle)."""
+        return [r[0] for r in self._conn.execute(
+            "SELECT body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, start + count))]
+
+    def read_hashes(self, addresses: Sequence[Address]) -> list[bytes]:
+        """Hashes of complete nodes, in order (HashReader protocol)."""
+        if not addresses:
+            return []
+        ids = [node_id(level, index) for level, index in addresses]
+        rows = dict(self._conn.execute(
+            f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids))
+        try:
+            return [rows[i] for i in ids]
+        except KeyError as exc:
+            level, index = divmod(exc.args[0], 1 << LEVEL_SHIFT)
+            raise StorageError(f"node ({level}, {index}) is missing") from None
+
+    def level_hashes(self, level: int, start: int, count: int) -> bytes:
+        """Concatenated hashes of nodes ``start .. start+count-1`` at ``level``
+        (a tile's contents); fewer if the level is shorter."""
+        rows = self._conn.execute(
+            "SELECT hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id",
+            (node_id(level, start), node_id(level, start + count)))
+        return b"".join(r[0] for r in rows)
+
+    def search(self, key: str, limit: int) -> list[int]:
+        """Entry indexes whose index keys include ``key``, ascending."""
+        return [r[0] for r in self._conn.execute(
+            "SELECT idx FROM search WHERE key = ? ORDER BY idx LIMIT ?", (key, limit))]
+
+
+class WriteTxn(ReadTxn):
+    """Writes inside the writer's open transaction (see :meth:`Storage.write`)."""
+
+    def insert_entry(self, index: int, entry: NewEntry, integrated_time: int) -> bool:
+        """Insert at ``index``; False if the leaf hash is already stored (I4)."""
+        cur = self._conn.execute(
+            "INSERT INTO entries (idx, leaf_hash, body, integrated_time, kind, attestation) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (leaf_hash) DO NOTHING",
+            (index, entry.leaf_hash, entry.body, integrated_time, entry.kind, entry.attestation))
+        if cur.rowcount and entry.index_keys:
+            self._conn.executemany("INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
+                                   [(k, index) for k in entry.index_keys])
+        return cur.rowcount == 1
+
+    def insert_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        self._conn.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)",
+                               [(node_id(lv, i), h) for lv, i, h in nodes])
+
+    def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
+        """Insert the new head; the primary key refuses a second note for one size (I6)."""
+        self._conn.execute("INSERT INTO checkpoints (size, root, note, timestamp) "
+                           "VALUES (?, ?, ?, ?)", (cp.size, cp.root, cp.note, cp.timestamp))

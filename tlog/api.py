@@ -125,7 +125,7 @@ class LogApi:
                                 "and entries in all")
         refs = [parse_entry_ref(u, f"entryUUIDs[{i}]") for i, u in enumerate(uuids)]
         idxs = [_json_index(v, f"logIndexes[{i}]") for i, v in enumerate(indexes)]
-        hashes = [entrytypes.parse_proposed(p, self.config, verify=False).leaf_hash
+        hashes = [entrytypes.parse_proposed(p, self.config).leaf_hash
                   for p in proposed]
         out = []
         with self.storage.snapshot() as snap:
@@ -297,6 +297,8 @@ def make_error_middleware(metrics: Metrics):
             response = await handler(request)
         except ApiError as exc:
             response = error_response(exc.status, exc.message, exc.headers)
+        except entrytypes.EntryTooLargeError as exc:
+            response = error_response(413, str(exc))
         except (FormatError, VerificationError) as exc:
             response = error_response(400, str(exc))
         except TlogError as exc:

@@ -27,7 +27,7 @@ class Config:
     batch_delay_ms: int = 0  # extra wait to fill a batch; 0 = adaptive only
     pool_size: int = 4096  # pending submissions before 503
     max_body: int = 4 << 20  # request body (attestations)
-    max_leaf: int = 64 << 10  # canonical leaf (tile entry bundles hold uint16 lengths)
+    max_leaf: int = 65535  # canonical leaf: tile entry bundles hold uint16 lengths
     max_json_depth: int = 32
     max_chain: int = 10  # certificates per chain
     max_retrieve: int = 10  # items per retrieve/search request

@@ -7,7 +7,6 @@ checked against each other on every later start.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import socket
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tlog_client.checkpoint import Checkpoint, sign_checkpoint
 from tlog_client.note import LogPrivateKey, check_key_name, log_signers, log_verifiers
-from tlog_client.rekor import sign_set
+from tlog_client.rekor import log_id, sign_set
 
 from .config import Config
 from .storage import Storage
@@ -52,7 +51,7 @@ class LogIdentity:
     @property
     def log_id(self) -> str:
         """hex SHA-256 of the DER SPKI (SPEC §3.4)."""
-        return hashlib.sha256(self.spki_der).hexdigest()
+        return log_id(self.public_key)
 
     @property
     def key_type(self) -> str:

@@ -32,8 +32,6 @@ class Config:
     max_chain: int = 10  # certificates per chain
     max_retrieve: int = 10  # items per retrieve/search request
     max_search_results: int = 10_000
-    read_timeout_s: float = 30.0  # slow clients are dropped after this
-    checkpoint_max_age_s: int = 0  # reserved
 
     @property
     def db_path(self) -> Path:
@@ -59,8 +57,6 @@ _HELP = {
     "max_chain": "most certificates in a chain",
     "max_retrieve": "most items in one retrieve or search request",
     "max_search_results": "most UUIDs returned by one search",
-    "read_timeout_s": "seconds before a slow request is dropped",
-    "checkpoint_max_age_s": "reserved",
 }
 
 
@@ -91,8 +87,6 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     if values["max_leaf"] > 65535:
         raise SystemExit("--max-leaf must be at most 65535 (tile entry bundles, SPEC §3.3)")
     values["batch_delay_ms"] = int(values["batch_delay_ms"])
-    values["read_timeout_s"] = float(values["read_timeout_s"])
-    values["checkpoint_max_age_s"] = int(values["checkpoint_max_age_s"])
     return Config(**values)
 
 

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .encoding import b64decode_std, b64encode_std, hex_decode_lower
 from .errors import FormatError
 from .jsonstrict import MAX_SIZE, expect_object, expect_str, loads_strict
-from .keys import KeyMaterial, hash_algorithm, parse_key_material, verify_signature
+from .keys import MAX_CHAIN, KeyMaterial, hash_algorithm, parse_key_material, verify_signature
 from .rekor import canonical_json
 
 KIND = "hashedrekord"
@@ -87,7 +87,7 @@ class HashedRekord:
         return list(dict.fromkeys(keys))
 
 
-def parse_proposed(obj: object) -> HashedRekord:
+def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN) -> HashedRekord:
     """Validate a proposed hashedrekord 0.0.1 entry (parsed JSON) and verify
     its signature over the digest.
 
@@ -100,7 +100,7 @@ def parse_proposed(obj: object) -> HashedRekord:
     _check_kind(top)
     spec = expect_object(top["spec"], "spec", required=("data", "signature"))
     algorithm, digest = _parse_data(spec["data"])
-    signature, key = _parse_signature(spec["signature"])
+    signature, key = _parse_signature(spec["signature"], max_chain)
     verify_signature(key, signature, digest, algorithm, prehashed=True)
     return HashedRekord(algorithm=algorithm, digest=digest, signature=signature, key=key)
 
@@ -127,13 +127,13 @@ def _parse_data(value: object) -> tuple[str, bytes]:
     return algorithm, digest
 
 
-def _parse_signature(value: object) -> tuple[bytes, KeyMaterial]:
+def _parse_signature(value: object, max_chain: int) -> tuple[bytes, KeyMaterial]:
     sig_obj = expect_object(value, "spec.signature", required=("content", "publicKey"))
     signature = b64decode_std(expect_str(sig_obj["content"], _SIG), _SIG)
     key_obj = expect_object(sig_obj["publicKey"], "spec.signature.publicKey",
                             required=("content",))
     pem = b64decode_std(expect_str(key_obj["content"], _KEY), _KEY)
-    key = parse_key_material(pem, _KEY)
+    key = parse_key_material(pem, _KEY, max_chain=max_chain)
     if isinstance(key.public_key, ed25519.Ed25519PublicKey):
         raise FormatError(_KEY, "Ed25519 keys are not supported for hashedrekord (Ed25519 "
                                 "cannot sign a bare digest); use ECDSA or RSA, or a dsse entry")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tlog_client import hashedrekord
 from tlog_client.errors import FormatError
 from tlog_client.hashing import leaf_hash
-from tlog_client.jsonstrict import expect_object, expect_str
+from tlog_client.jsonstrict import expect_object, expect_str, loads_strict
 
 from .config import Config
 from .search import email_key, hash_key, key_key, subject_key
@@ -31,8 +31,8 @@ class Proposed:
     attestation: bytes | None = None
 
 
-def _hashedrekord(obj: object) -> tuple[bytes, tuple[str, ...], bytes | None]:
-    entry = hashedrekord.parse_proposed(obj)
+def _hashedrekord(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
+    entry = hashedrekord.parse_proposed(obj, max_chain=config.max_chain)
     ids = entry.key.identities
     keys = [hash_key(entry.algorithm, entry.digest.hex()), key_key(entry.key.key_hash()),
             *(email_key(e) for e in ids.emails),
@@ -52,14 +52,13 @@ def parse_proposed(obj: object, config: Config) -> Proposed:
     if parser is None:
         raise FormatError("kind", f"unsupported kind {kind!r:.40} "
                                   f"(supported: {', '.join(sorted(PARSERS))})")
-    body, keys, attestation = parser(obj)
+    body, keys, attestation = parser(obj, config)
     if len(body) > config.max_leaf:
         raise EntryTooLargeError("body", f"canonical entry is {len(body)} bytes; the limit "
                                          f"is {config.max_leaf}")
     return Proposed(kind, body, leaf_hash(body), keys, attestation)
 
 
-def index_keys_of(kind: str, body: bytes) -> tuple[str, ...]:
+def index_keys_of(kind: str, body: bytes, config: Config) -> tuple[str, ...]:
     """Recompute the index keys of a stored canonical body (for fsck)."""
-    from tlog_client.jsonstrict import loads_strict
-    return PARSERS[kind](loads_strict(body))[1]
+    return PARSERS[kind](loads_strict(body), config)[1]

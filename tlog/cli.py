@@ -37,7 +37,7 @@ def _fsck(ns: argparse.Namespace) -> int:
     cfg = config_mod.Config(data_dir=data_dir)
     storage = Storage.open(db)
     try:
-        identity = load_or_create(cfg, storage)
+        identity = load_or_create(cfg, storage, create=False)
         with storage.snapshot() as snap:
             report = check(snap, identity)
     except IdentityError as exc:

@@ -119,12 +119,15 @@ def _default_origin(tree_id: int) -> str:
     return f"{host}/{tree_id}"
 
 
-def load_or_create(config: Config, storage: Storage) -> LogIdentity:
-    """The log's identity; creates key and identity on the first start.
+def load_or_create(config: Config, storage: Storage, *, create: bool = True) -> LogIdentity:
+    """The log's identity; creates key and identity on the first start
+    (unless ``create`` is false: then a log without identity is an error).
 
     Raises IdentityError if the key file and the database disagree, or an
     explicitly configured origin differs from the stored one (I10)."""
     meta = storage.get_meta()
+    if not meta and not create:
+        raise IdentityError(f"{config.db_path} holds no log")
     if not config.key_path.exists():
         if meta:
             raise IdentityError(f"the database belongs to an existing log but its key "

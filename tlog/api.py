@@ -305,7 +305,14 @@ def make_error_middleware(metrics: Metrics):
             response = error_response(400, str(exc))
         except web.HTTPException as exc:
             if exc.status >= 400:
-                response = error_response(exc.status, exc.reason, dict(exc.headers))
+                # Keep headers such as Allow (405); the body is our JSON, so
+                # the exception's own Content-Type/Length must not be copied.
+                headers = {k: v for k, v in exc.headers.items()
+                           if k.lower() not in ("content-type", "content-length")}
+                message = {404: f"no route {request.method} {request.path[:200]}",
+                           405: f"method {request.method} is not allowed on "
+                                f"{request.path[:200]}"}.get(exc.status, exc.reason)
+                response = error_response(exc.status, message, headers)
             else:
                 raise
         except Exception:

@@ -458,11 +458,8 @@ def test_sigstore_cli_signs_and_verifies_offline(make_server, tmp_path, dead_pro
     ok = verify_cli(SIGNER.email, artifact)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "OK" in ok.stderr + ok.stdout
-    assert verify_cli("mallory@example.com", artifact).returncode != 0
-    other = tmp_path / "other.bin"
-    other.write_bytes(b"built by someone else")
-    assert verify_cli(SIGNER.email, other).returncode != 0
-    # A flipped SET byte in the stored bundle is caught by the CLI too.
+    # A flipped SET byte in the stored bundle is caught by the CLI too (the
+    # other rejections are covered in-process above, where they are cheaper).
     obj = json.loads(bundle_path.read_text())
     tamper_set(obj, None)
     bundle_path.write_text(json.dumps(obj))

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from tlog_client.checkpoint import Checkpoint
-from tlog_client.encoding import b64encode_std, parse_decimal
+from tlog_client.encoding import MAX_INT64, b64encode_std, parse_decimal
 from tlog_client.errors import FormatError, TlogError, VerificationError
 from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
 from tlog_client.proof import consistency_nodes, inclusion_nodes
@@ -117,16 +117,17 @@ class LogApi:
     async def retrieve_entries(self, request: web.Request) -> web.Response:
         obj = expect_object(await self._json_body(request), "body",
                             optional=("entryUUIDs", "logIndexes", "entries"))
-        uuids = expect_list(obj.get("entryUUIDs") or [], "entryUUIDs")
-        indexes = expect_list(obj.get("logIndexes") or [], "logIndexes")
-        proposed = expect_list(obj.get("entries") or [], "entries")
+        # .get(name, []), not `or []`: false, 0, "" and {} are type errors.
+        uuids = expect_list(obj.get("entryUUIDs", []), "entryUUIDs")
+        indexes = expect_list(obj.get("logIndexes", []), "logIndexes")
+        proposed = expect_list(obj.get("entries", []), "entries")
         if len(uuids) + len(indexes) + len(proposed) > self.config.max_retrieve:
             raise ApiError(422, f"at most {self.config.max_retrieve} entryUUIDs, logIndexes "
                                 "and entries in all")
         refs = [parse_entry_ref(u, f"entryUUIDs[{i}]") for i, u in enumerate(uuids)]
         idxs = [_json_index(v, f"logIndexes[{i}]") for i, v in enumerate(indexes)]
-        hashes = [entrytypes.parse_proposed(p, self.config).leaf_hash
-                  for p in proposed]
+        hashes = [_proposed_in_list(p, f"entries[{i}]", self.config).leaf_hash
+                  for i, p in enumerate(proposed)]
         out = []
         with self.storage.snapshot() as snap:
             found = [self._lookup_ref(snap, r) for r in refs]
@@ -178,6 +179,8 @@ class LogApi:
         first = _query_int(request, "firstSize", required=False)
         last = _query_int(request, "lastSize", required=True)
         first = 1 if first is None else first
+        if last < 1:
+            raise ApiError(400, "lastSize: must be at least 1")
         with self.storage.snapshot() as snap:
             head = snap.head()
             if last > head.size:
@@ -281,9 +284,21 @@ def _query_int(request: web.Request, name: str, *, required: bool) -> int | None
 
 
 def _json_index(value: object, field: str) -> int:
-    if type(value) is not int or value < 0:
-        raise FormatError(field, "must be a non-negative integer")
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
+        raise FormatError(field, "must be an integer in [0, 2^63-1]")
     return value
+
+
+def _proposed_in_list(obj: object, where: str, config: Config) -> entrytypes.Proposed:
+    """Parse a proposed entry that is an element of a request list; errors
+    name the element (``entries[3].spec.signature.content``)."""
+    try:
+        return entrytypes.parse_proposed(obj, config)
+    except FormatError as exc:
+        field = where if exc.field in ("", "body") else f"{where}.{exc.field}"
+        raise type(exc)(field, exc.reason) from None
+    except VerificationError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

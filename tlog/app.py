@@ -53,8 +53,11 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
 async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
     """Run the log until SIGINT or SIGTERM."""
     app = await build_app(config, clock)
+    # auto_decompress=False: request bodies with a Content-Encoding are
+    # refused (415, SPEC §6), so the parser must never decode one: no
+    # decompression bombs, no decoder errors before the handler can answer.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
-                           max_line_size=8190, max_field_size=8190)
+                           max_line_size=8190, max_field_size=8190, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, backlog=1024)
     await site.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tlog_client import hashedrekord
-from tlog_client.errors import FormatError
+from tlog_client.errors import FormatError, SignatureError
 from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_object, expect_str, loads_strict
 
@@ -32,7 +32,14 @@ class Proposed:
 
 
 def _hashedrekord(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
-    entry = hashedrekord.parse_proposed(obj, max_chain=config.max_chain)
+    try:
+        entry = hashedrekord.parse_proposed(obj, max_chain=config.max_chain)
+    except SignatureError as exc:
+        # A failed signature over the digest names no field; name it (a
+        # failed certificate chain link already names the key field).
+        if not str(exc).startswith("spec."):
+            raise SignatureError(f"spec.signature.content: {exc}") from None
+        raise
     ids = entry.key.identities
     keys = [hash_key(entry.algorithm, entry.digest.hex()), key_key(entry.key.key_hash()),
             *(email_key(e) for e in ids.emails),
@@ -46,8 +53,8 @@ PARSERS = {hashedrekord.KIND: _hashedrekord}
 def parse_proposed(obj: object, config: Config) -> Proposed:
     """Validate a proposed entry of any supported kind; raises FormatError
     (400), SignatureError (400) or EntryTooLargeError (413)."""
-    top = expect_object(obj, "body", optional=("apiVersion", "kind", "spec"))
-    kind = expect_str(top.get("kind"), "kind")
+    top = expect_object(obj, "body", required=("kind",), optional=("apiVersion", "spec"))
+    kind = expect_str(top["kind"], "kind")
     parser = PARSERS.get(kind)
     if parser is None:
         raise FormatError("kind", f"unsupported kind {kind!r:.40} "

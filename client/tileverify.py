@@ -1,0 +1,165 @@
+"""Tiles verified against a signed checkpoint (c2sp.org/tlog-tiles; SPEC §3.3).
+
+Tiles are served by an untrusted log or CDN. A client that reads proofs or
+entries from tiles first proves the tiles it uses belong to the checkpoint's
+tree, as Go's ``sumdb/tlog.TileHashReader`` does:
+
+- every *partial* tile of a tree of size N (at most one per level, at its width
+  for N) is covered exactly by the tree's right edge: the right-edge nodes
+  computed from them must fold into the checkpoint's root;
+- every *full* tile's root (its 256 hashes hashed up 8 levels) is one hash of
+  its parent tile one level up, which is verified the same way, up to a
+  partial tile.
+
+:func:`tiles_to_fetch` says which tiles (at their widths for N) are needed to
+read some nodes and verify them; :func:`verify_tiles` checks them all and
+returns :class:`VerifiedTiles`, a :class:`~tlog_client.proof.HashReader`
+usable for proof generation; :func:`verify_entry_bundle` checks an entry
+bundle against its verified level-0 tile. Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from .bulk import leaf_hashes, root_of_level
+from .compact import CompactRange
+from .errors import FormatError, RootMismatchError, VerificationError
+from .proof import Address, right_edge
+from .tiles import (
+    TILE_WIDTH,
+    EntryBundle,
+    Tile,
+    decode_entry_bundle,
+    node_hashes_from_tiles,
+    split_tile,
+    tile_at,
+    tile_path,
+    tiles_for_nodes,
+)
+from .trust import VerifiedCheckpoint
+
+__all__ = ["TileVerificationError", "VerifiedTiles", "tiles_to_fetch", "verify_entry_bundle",
+           "verify_tiles"]
+
+HASH_SIZE = 32
+
+
+class TileVerificationError(VerificationError):
+    """A tile or entry bundle does not belong to the checkpoint's tree."""
+
+    binding = "tiles"
+
+
+def _parent(tile: Tile, size: int) -> Tile:
+    return tile_at(tile.level + 1, tile.index // TILE_WIDTH, size)
+
+
+def _close(tiles: Iterable[Tile], size: int) -> set[Tile]:
+    """``tiles`` plus the chain of parents of each full tile (up to a
+    partial one) plus the tiles of the right edge, at their widths for size."""
+    out: set[Tile] = set(tiles_for_nodes(right_edge(size), size)) if size else set()
+    todo = list(tiles)
+    while todo:
+        tile = todo.pop()
+        if tile in out:
+            continue
+        out.add(tile)
+        if tile.is_full:
+            todo.append(_parent(tile, size))
+    return out
+
+
+def tiles_to_fetch(size: int, nodes: Iterable[Address] = (),
+                   tiles: Iterable[Tile] = ()) -> list[Tile]:
+    """Tiles to download to read ``nodes`` (complete nodes of the tree of
+    ``size``) and the level-``L`` ``tiles`` given (each at its width for
+    size), and to verify all of them against the checkpoint. Sorted."""
+    wanted = list(tiles_for_nodes(list(nodes), size)) if size else []
+    wanted += [tile_at(t.level, t.index, size) for t in tiles]
+    return sorted(_close(wanted, size))
+
+
+def _tile_root(hashes: bytes) -> bytes:
+    return root_of_level(hashes)
+
+
+class VerifiedTiles:
+    """Tiles proven to belong to ``checkpoint``'s tree; a HashReader."""
+
+    def __init__(self, checkpoint: VerifiedCheckpoint, tiles: Mapping[Tile, bytes]) -> None:
+        self.checkpoint = checkpoint
+        self._tiles = dict(tiles)
+
+    def tile(self, tile: Tile) -> bytes:
+        """The data of a verified tile (at its width for the tree size), or
+        a prefix of it for a narrower ``tile`` (the same tile at a smaller
+        tree size). KeyError if that tile was not fetched."""
+        full = self._tiles[tile_at(tile.level, tile.index, self.checkpoint.size)]
+        return full[:HASH_SIZE * tile.width]
+
+    def read_hashes(self, addresses: Sequence[Address]) -> list[bytes]:
+        """Hashes of complete nodes of the tree (HashReader protocol)."""
+        try:
+            return node_hashes_from_tiles(self._tiles, addresses)
+        except FormatError as exc:
+            raise TileVerificationError(f"cannot read nodes from the verified tiles: "
+                                        f"{exc}") from None
+
+    def leaf_hashes(self, start: int, end: int) -> bytes:
+        """Concatenated leaf hashes of ``[start, end)`` from level-0 tiles."""
+        out = bytearray()
+        for n in range(start // TILE_WIDTH, (end + TILE_WIDTH - 1) // TILE_WIDTH):
+            data = self.tile(tile_at(0, n, self.checkpoint.size))
+            lo = max(start - n * TILE_WIDTH, 0)
+            hi = min(end - n * TILE_WIDTH, TILE_WIDTH)
+            out += data[lo * HASH_SIZE:hi * HASH_SIZE]
+        return bytes(out)
+
+
+def verify_tiles(checkpoint: VerifiedCheckpoint, tiles: Mapping[Tile, bytes]) -> VerifiedTiles:
+    """Verify ``tiles`` (as named by :func:`tiles_to_fetch`, keyed by Tile at
+    its width for the checkpoint's size) against the checkpoint; raises
+    TileVerificationError naming the first tile that does not belong."""
+    size = checkpoint.size
+    for tile, data in tiles.items():
+        try:
+            if tile != tile_at(tile.level, tile.index, size):
+                raise FormatError("width", f"not its width at tree size {size}")
+            split_tile(data, tile.width)
+        except FormatError as exc:
+            raise TileVerificationError(f"{tile_path(tile)}: {exc}") from None
+    missing = _close(tiles, size) - set(tiles)
+    if missing:
+        raise TileVerificationError("tiles needed to verify are missing: "
+                                    + ", ".join(tile_path(t) for t in sorted(missing)[:5]))
+    if size:
+        edge = node_hashes_from_tiles(tiles, right_edge(size))
+        root = CompactRange.from_hashes(0, size, edge).root()
+        if root != checkpoint.root_hash:
+            raise TileVerificationError(str(RootMismatchError(
+                "the right edge of the tiles does not fold into the checkpoint's root",
+                checkpoint.root_hash, root)))
+    for tile, data in tiles.items():
+        if not tile.is_full:
+            continue
+        parent = _parent(tile, size)
+        pos = tile.index % TILE_WIDTH
+        expected = tiles[parent][pos * HASH_SIZE:(pos + 1) * HASH_SIZE]
+        if _tile_root(data) != expected:
+            raise TileVerificationError(f"{tile_path(tile)} does not hash to its entry in "
+                                        f"{tile_path(parent)}")
+    return VerifiedTiles(checkpoint, tiles)
+
+
+def verify_entry_bundle(verified: VerifiedTiles, bundle: EntryBundle, data: bytes) -> list[bytes]:
+    """Decode an entry bundle and check every entry's leaf hash against the
+    verified level-0 tile. Returns the entries (the bundle's width)."""
+    try:
+        entries = decode_entry_bundle(data, bundle.width)
+    except FormatError as exc:
+        raise TileVerificationError(f"{tile_path(bundle)}: {exc}") from None
+    tile = Tile(0, bundle.index, bundle.width)
+    if leaf_hashes(entries) != verified.tile(tile):
+        raise TileVerificationError(f"{tile_path(bundle)} does not hash to {tile_path(tile)}")
+    return entries

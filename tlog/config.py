@@ -28,6 +28,7 @@ class Config:
     pool_size: int = 4096  # pending submissions before 503
     max_body: int = 4 << 20  # request body (attestations)
     max_leaf: int = 65535  # canonical leaf: tile entry bundles hold uint16 lengths
+    max_attestation: int = 4 << 20  # DSSE envelope kept with its entry (413 above)
     max_json_depth: int = 32
     max_chain: int = 10  # certificates per chain
     max_retrieve: int = 10  # items per retrieve/search request
@@ -53,6 +54,7 @@ _HELP = {
     "pool_size": "pending submissions before answering 503",
     "max_body": "largest request body in bytes",
     "max_leaf": "largest canonical entry in bytes (<= 65535)",
+    "max_attestation": "largest attestation (DSSE envelope) kept with an entry, in bytes",
     "max_json_depth": "deepest JSON nesting accepted",
     "max_chain": "most certificates in a chain",
     "max_retrieve": "most items in one retrieve or search request",
@@ -79,7 +81,8 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     values = {f.name: getattr(ns, f.name) for f in fields(Config)}
     values["data_dir"] = Path(values["data_dir"])
     values["port"] = int(values["port"])
-    for name in ("batch_size", "pool_size", "max_body", "max_leaf", "max_json_depth",
+    for name in ("batch_size", "pool_size", "max_body", "max_leaf", "max_attestation",
+                 "max_json_depth",
                  "max_chain", "max_retrieve", "max_search_results"):
         values[name] = int(values[name])
         if values[name] < 1:

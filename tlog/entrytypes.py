@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlog_client import hashedrekord
+from tlog_client import dsse, hashedrekord, intoto002
 from tlog_client.errors import FormatError, SignatureError
 from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_object, expect_str, loads_strict
 
 from .config import Config
-from .search import email_key, hash_key, key_key, subject_key
+from .search import builder_key, email_key, hash_key, key_key, predicate_key, subject_key
 
 
 class EntryTooLargeError(FormatError):
@@ -47,7 +47,54 @@ def _hashedrekord(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], 
     return entry.canonical_body(), tuple(dict.fromkeys(keys)), None
 
 
-PARSERS = {hashedrekord.KIND: _hashedrekord}
+def _attestation_keys(entry: dsse.DsseEntry | intoto002.IntotoEntry) -> list[str]:
+    """Index keys of a dsse or intoto entry: the payload hash, the in-toto
+    subject digests (sha256/384/512, in the same ``hash:`` namespace as
+    hashedrekord digests), the predicate type and SLSA builder id, and every
+    verifier's key hash and certificate identities."""
+    keys = [hash_key("sha256", entry.payload_hash.hex())]
+    statement = entry.statement
+    if statement is not None:
+        keys += [hash_key(alg, value) for alg, value in statement.artifact_hashes()]
+        keys.append(predicate_key(statement.predicate_type))
+        if statement.provenance is not None:
+            keys.append(builder_key(statement.provenance.builder_id))
+    for key in entry.verifiers:
+        ids = key.identities
+        keys += [key_key(key.key_hash()), *(email_key(e) for e in ids.emails),
+                 *(subject_key(u) for u in (*ids.uris, *ids.other_names))]
+    return keys
+
+
+def _dsse_keys(entry: dsse.DsseEntry) -> tuple[str, ...]:
+    # Rekor also indexes the envelope hash.
+    keys = _attestation_keys(entry) + [hash_key("sha256", entry.envelope_hash.hex())]
+    return tuple(dict.fromkeys(keys))
+
+
+def _dsse(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
+    """dsse 0.0.1: the envelope exactly as submitted is the attestation."""
+    try:
+        entry = dsse.parse_proposed(obj, max_chain=config.max_chain,
+                                    max_envelope=config.max_attestation)
+    except dsse.EnvelopeTooLargeError as exc:
+        raise EntryTooLargeError(exc.field, exc.reason) from None
+    return entry.canonical_body(), _dsse_keys(entry), entry.envelope_bytes
+
+
+def _intoto(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
+    """intoto 0.0.2: the envelope (Go-serialised, hashed by spec.content.hash)
+    is the attestation."""
+    try:
+        entry = intoto002.parse_proposed(obj, max_chain=config.max_chain,
+                                         max_envelope=config.max_attestation)
+    except intoto002.EnvelopeTooLargeError as exc:
+        raise EntryTooLargeError(exc.field, exc.reason) from None
+    return (entry.canonical_body(), tuple(dict.fromkeys(_attestation_keys(entry))),
+            entry.envelope_bytes)
+
+
+PARSERS = {hashedrekord.KIND: _hashedrekord, dsse.KIND: _dsse, intoto002.KIND: _intoto}
 
 
 def parse_proposed(obj: object, config: Config) -> Proposed:
@@ -66,6 +113,18 @@ def parse_proposed(obj: object, config: Config) -> Proposed:
     return Proposed(kind, body, leaf_hash(body), keys, attestation)
 
 
-def index_keys_of(kind: str, body: bytes, config: Config) -> tuple[str, ...]:
-    """Recompute the index keys of a stored canonical body (for fsck)."""
+def index_keys_of(kind: str, body: bytes, config: Config,
+                  attestation: bytes | None = None) -> tuple[str, ...]:
+    """Recompute the index keys of a stored canonical body (for fsck); dsse
+    and intoto entries need their stored attestation, which is verified
+    against the body first."""
+    if kind == dsse.KIND:
+        entry = dsse.verify_attestation(dsse.parse_canonical(body, max_chain=config.max_chain),
+                                        attestation or b"", max_envelope=config.max_attestation)
+        return _dsse_keys(entry)
+    if kind == intoto002.KIND:
+        entry = intoto002.verify_attestation(
+            intoto002.parse_canonical(body, max_chain=config.max_chain), attestation or b"",
+            max_envelope=config.max_attestation)
+        return tuple(dict.fromkeys(_attestation_keys(entry)))
     return PARSERS[kind](loads_strict(body), config)[1]

@@ -7,7 +7,13 @@ namespaced strings:
 - ``hash:<alg>:<hex>``: an artifact digest (hashedrekord data, in-toto subject);
 - ``key:<hex>``: SHA-256 of the DER SubjectPublicKeyInfo of a signing key;
 - ``email:<address>``: a certificate SAN email, lowercased;
-- ``subject:<value>``: a certificate SAN URI (or other subject identity).
+- ``subject:<value>``: a certificate SAN URI (or other subject identity);
+- ``predicate:<predicateType>``: the predicate type of an in-toto statement
+  (dsse and intoto entries; extension);
+- ``builder:<builder id>``: the builder id of SLSA provenance (extension).
+
+The query fields ``predicateType`` and ``builderId`` are tlog extensions to
+Rekor's SearchIndex (docs/api.md).
 """
 
 from __future__ import annotations
@@ -44,6 +50,14 @@ def subject_key(subject: str) -> str:
     return f"subject:{subject}"
 
 
+def predicate_key(predicate_type: str) -> str:
+    return f"predicate:{predicate_type}"
+
+
+def builder_key(builder_id: str) -> str:
+    return f"builder:{builder_id}"
+
+
 @dataclass(frozen=True)
 class Query:
     keys: tuple[str, ...]
@@ -52,9 +66,11 @@ class Query:
 
 def parse_query(obj: object, config: Config) -> Query:
     """Parse a Rekor SearchIndex body: ``hash``, ``publicKey {format, content}``,
-    ``email``, ``subject``, ``operator`` (and|or, default or)."""
+    ``email``, ``subject``, ``operator`` (and|or, default or), and the tlog
+    extensions ``predicateType`` and ``builderId``."""
     q = expect_object(obj, "body",
-                      optional=("hash", "publicKey", "email", "subject", "operator"))
+                      optional=("hash", "publicKey", "email", "subject", "operator",
+                                "predicateType", "builderId"))
     keys = []
     if q.get("hash") is not None:
         keys.append(_parse_hash(expect_str(q["hash"], "hash")))
@@ -67,12 +83,17 @@ def parse_query(obj: object, config: Config) -> Query:
         keys.append(email_key(email))
     if q.get("subject") is not None:
         keys.append(subject_key(expect_str(q["subject"], "subject")))
+    if q.get("predicateType") is not None:
+        keys.append(predicate_key(expect_str(q["predicateType"], "predicateType")))
+    if q.get("builderId") is not None:
+        keys.append(builder_key(expect_str(q["builderId"], "builderId")))
     operator = q.get("operator")
     operator = "or" if operator is None else expect_str(operator, "operator")
     if operator not in ("and", "or"):
         raise FormatError("operator", "must be 'and' or 'or'")
     if not keys:
-        raise FormatError("body", "give at least one of hash, publicKey, email, subject")
+        raise FormatError("body", "give at least one of hash, publicKey, email, subject, "
+                                  "predicateType, builderId")
     return Query(tuple(keys), operator)
 
 

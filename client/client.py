@@ -43,7 +43,7 @@ from .proof import consistency_nodes, inclusion_nodes
 from .rekor import LogEntry, parse_entry_ref, parse_log_entry, uuid_of
 from .signing import load_private_key, public_pem, sign_digest
 from .state import StateError, StateStore, check_consistency, proof_sizes
-from .tiles import EntryBundle, Tile, tile_at, tile_path, tile_width
+from .tiles import EntryBundle, Tile, tile_path, tile_width
 from .tileverify import VerifiedTiles, tiles_to_fetch, verify_entry_bundle, verify_tiles
 from .trust import LogPublicKey, PinnedLog, VerifiedCheckpoint
 from .verify import verify_inclusion
@@ -53,7 +53,7 @@ __all__ = ["ClientError", "ConsistencyResult", "EntryNotFoundError", "InclusionR
 
 MAX_RESPONSE = 16 << 20
 RETRIEVE_BATCH = 10
-TILE_CACHE = 4096
+TILE_CACHE_BYTES = 32 << 20
 API = "/api/v1"
 
 
@@ -143,6 +143,10 @@ class LogClient:
         self.url = url.rstrip("/")
         self.pinned = PinnedLog(log_key, origin)
         self.store = StateStore(state_path) if state_path is not None else None
+        if origin is None and self.store is not None:
+            known = self.store.origin_of(self.pinned.log_id)
+            if known is not None:
+                self.pinned = PinnedLog(self.pinned.public_key, known)
         self.proof_source = proof_source
         self.timeout = timeout
         self.retries = retries
@@ -153,6 +157,7 @@ class LogClient:
         self._state_lock: asyncio.Lock | None = None
         self._memory: dict[str, VerifiedCheckpoint] = {}
         self._tiles: dict[Tile | EntryBundle, bytes] = {}
+        self._tile_bytes = 0
 
     async def __aenter__(self) -> "LogClient":
         return self
@@ -343,17 +348,19 @@ class LogClient:
 
     # -- tiles ------------------------------------------------------------------------
 
-    async def fetch_tile(self, tile: Tile | EntryBundle) -> bytes:
-        """The raw (unverified) data of a tile or entry bundle; full ones are
-        immutable and cached."""
+    async def fetch_tile(self, tile: Tile | EntryBundle, *, cache: bool = True) -> bytes:
+        """The raw (unverified) data of a tile or entry bundle. Full ones are
+        immutable: kept in a small in-memory cache unless ``cache`` is False."""
         cached = self._tiles.get(tile)
         if cached is not None:
             return cached
         _, _, data = await self._request("GET", "/" + tile_path(tile))
-        if tile.is_full:
-            if len(self._tiles) >= TILE_CACHE:
+        if cache and tile.is_full:
+            if self._tile_bytes + len(data) > TILE_CACHE_BYTES:
                 self._tiles.clear()
+                self._tile_bytes = 0
             self._tiles[tile] = data
+            self._tile_bytes += len(data)
         return data
 
     async def verified_tiles(self, checkpoint: VerifiedCheckpoint, *, nodes: Iterable = (),

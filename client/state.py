@@ -207,6 +207,12 @@ class StateStore:
             raise StateError(f"{self.path}: stored checkpoint of {origin!r} does not verify "
                              f"under the pinned key: {exc}") from None
 
+    def origin_of(self, log_id: str) -> str | None:
+        """The origin under which the log with ``log_id`` has state, if
+        exactly one (so a client can find its state before any fetch)."""
+        origins = [o for o, rec in self._read().items() if rec.log_id == log_id]
+        return origins[0] if len(origins) == 1 else None
+
     def cursor(self, origin: str, name: str) -> int | None:
         """A named position (e.g. how far ``monitor`` has read), or None."""
         record = self._read().get(origin)

@@ -238,7 +238,7 @@ def _parse_inclusion(value: object, path: str) -> InclusionProof:
         tree_size=_u64(ip["treeSize"], f"{path}.treeSize"),
         hashes=tuple(_b64(h, index_path(f"{path}.hashes", i), HASH_SIZE)
                      for i, h in enumerate(hashes)),
-        checkpoint=expect_str(ip["checkpoint"]["envelope"], f"{path}.checkpoint.envelope"))
+        checkpoint=expect_str(cp["envelope"], f"{path}.checkpoint.envelope"))
 
 
 # -- verifying ----------------------------------------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -34,9 +33,11 @@ import aiohttp
 from .bindings import CheckpointMismatchError, ResponseMismatchError
 from .encoding import b64encode_std, hex_decode_lower, parse_decimal
 from .entryverify import Expectations, VerifiedEntry, verify_entry
-from .errors import FormatError, TlogError
+from .errors import FormatError
 from .hashedrekord import build_proposed, parse_proposed
 from .hashing import HASH_SIZE
+from .http import (MAX_RESPONSE, ClientError, EntryNotFoundError, HttpTransport, LogAPIError,
+                   LogUnavailableError)
 from .jsonstrict import expect_list, expect_object, expect_str, loads_strict
 from .match import Watch, entry_facts, normalize_digest
 from .proof import consistency_nodes, inclusion_nodes
@@ -51,31 +52,9 @@ from .verify import verify_inclusion
 __all__ = ["ClientError", "ConsistencyResult", "EntryNotFoundError", "InclusionResult",
            "LogAPIError", "LogClient", "LogInfo", "LogUnavailableError", "SyncLogClient"]
 
-MAX_RESPONSE = 16 << 20
 RETRIEVE_BATCH = 10
 TILE_CACHE_BYTES = 32 << 20
 API = "/api/v1"
-
-
-class ClientError(TlogError):
-    """The log could not be asked: network failure or an HTTP error answer."""
-
-
-class LogUnavailableError(ClientError):
-    """No answer (connection refused, timeout, reset)."""
-
-
-class LogAPIError(ClientError):
-    """The log answered with an HTTP error; ``status`` and ``message``."""
-
-    def __init__(self, status: int, message: str, what: str) -> None:
-        super().__init__(f"{what}: HTTP {status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class EntryNotFoundError(LogAPIError):
-    """The log says it has no such entry (404)."""
 
 
 @dataclass(frozen=True)
@@ -148,12 +127,8 @@ class LogClient:
             if known is not None:
                 self.pinned = PinnedLog(self.pinned.public_key, known)
         self.proof_source = proof_source
-        self.timeout = timeout
-        self.retries = retries
-        self._concurrency = concurrency
-        self._session = session
-        self._own_session = session is None
-        self._sem: asyncio.Semaphore | None = None
+        self.http = HttpTransport(url, timeout=timeout, concurrency=concurrency,
+                                  retries=retries, session=session)
         self._state_lock: asyncio.Lock | None = None
         self._memory: dict[str, VerifiedCheckpoint] = {}
         self._tiles: dict[Tile | EntryBundle, bytes] = {}
@@ -166,50 +141,13 @@ class LogClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-        self._session = None
+        await self.http.close()
 
     # -- HTTP ---------------------------------------------------------------------
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                headers={"User-Agent": "tlog-client/0.1"})
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self._concurrency)
-        return self._session
-
-    async def _request(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                       body: object = None, ok: Sequence[int] = (200,)
+    async def _request(self, method: str, path: str, **kwargs: Any
                        ) -> tuple[int, dict[str, str], bytes]:
-        session = self._get_session()
-        assert self._sem is not None
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        what = f"{method} {self.url}{path}"
-        for attempt in range(self.retries + 1):
-            try:
-                async with self._sem:
-                    async with session.request(method, self.url + path, params=params,
-                                               data=data, headers=headers,
-                                               allow_redirects=False) as resp:
-                        status, rheaders = resp.status, dict(resp.headers)
-                        payload = await _read_limited(resp, what)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                if attempt < self.retries:
-                    await asyncio.sleep(0.2 * 2 ** attempt)
-                    continue
-                raise LogUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from None
-            if status == 503 and attempt < self.retries:
-                await asyncio.sleep(_retry_after(rheaders.get("Retry-After"), attempt))
-                continue
-            if status in ok:
-                return status, rheaders, payload
-            error = EntryNotFoundError if status == 404 else LogAPIError
-            raise error(status, _error_message(payload), what)
-        raise AssertionError("unreachable")
+        return await self.http.request(method, path, **kwargs)
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> object:
         _, _, payload = await self._request("GET", path, params=params)
@@ -548,36 +486,6 @@ def _public_pem_of(pem: bytes) -> bytes:
     from cryptography.hazmat.primitives import serialization
     return material.public_key.public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-async def _read_limited(resp: aiohttp.ClientResponse, what: str) -> bytes:
-    if resp.content_length is not None and resp.content_length > MAX_RESPONSE:
-        raise LogAPIError(resp.status, f"answer of {resp.content_length} bytes is too large",
-                          what)
-    data = bytearray()
-    async for chunk in resp.content.iter_chunked(1 << 16):
-        data += chunk
-        if len(data) > MAX_RESPONSE:
-            raise LogAPIError(resp.status, "answer is too large", what)
-    return bytes(data)
-
-
-def _retry_after(value: str | None, attempt: int) -> float:
-    try:
-        seconds = float(value) if value is not None else 0.5
-    except ValueError:
-        seconds = 0.5
-    return min(max(seconds, 0.05) * (1 + attempt), 10.0)
-
-
-def _error_message(payload: bytes) -> str:
-    try:
-        obj = json.loads(payload)
-        if isinstance(obj, dict) and isinstance(obj.get("message"), str):
-            return obj["message"][:500]
-    except ValueError:
-        pass
-    return payload[:200].decode("utf-8", "replace") or "(no message)"
 
 
 class SyncLogClient:

@@ -118,8 +118,20 @@ def _parse_public_key(value: object, config: Config) -> str:
     return key_key(material.key_hash())
 
 
+_ALL = 1 << 62
+
+
 def run(snap: ReadTxn, query: Query, limit: int) -> list[int]:
-    """Entry indexes matching ``query``, ascending, at most ``limit``."""
-    sets = [set(snap.search(k, limit)) for k in query.keys]
+    """Entry indexes matching ``query``, ascending, at most ``limit``.
+
+    Exact for ``and`` too: a key whose rows were cut at ``limit`` (a common
+    predicate type or builder) is read in full before intersecting, so a
+    match beyond the first ``limit`` rows of one key is never missed."""
+    sets = []
+    for k in query.keys:
+        rows = snap.search(k, limit)
+        if query.operator == "and" and len(query.keys) > 1 and len(rows) >= limit:
+            rows = snap.search(k, _ALL)
+        sets.append(set(rows))
     found = set.intersection(*sets) if query.operator == "and" else set.union(*sets)
     return sorted(found)[:limit]

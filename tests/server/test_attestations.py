@@ -435,3 +435,23 @@ def _check_index_rows(data_dir: Path) -> None:
     for idx, kind, body, attestation in rows:
         keys = set(index_keys_of(kind, body, Config(), attestation))
         assert stored.get(idx, set()) == keys, (idx, kind)
+
+
+def test_and_search_is_exact_beyond_the_result_limit(make_server):
+    """Three SLSA v1 entries share a predicate type; with at most 2 results per
+    search, ``hash AND predicateType`` still finds the third."""
+    server = make_server("--max-search-results", "2")
+    pinned = PinnedLog.of(server)
+    key = ecdsa_key()
+    entries = []
+    for _ in range(3):
+        name, _, digest = fresh_subject()
+        entries.append((digest, submit(pinned, dsse_proposed([key], slsa_v1_github([(name,
+                                                                                     digest)])))))
+    digest, last = entries[-1]
+    assert search(server.url, {"predicateType": "https://slsa.dev/provenance/v1"}) == \
+        sorted(e.uuid for _, e in entries[:2])  # the limit: the first two
+    assert search(server.url, {"hash": digest, "predicateType": "https://slsa.dev/provenance/v1",
+                               "operator": "and"}) == [last.uuid]
+    assert search(server.url, {"hash": digest, "builderId": GITHUB_BUILDER,
+                               "operator": "and"}) == [last.uuid]

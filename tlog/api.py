@@ -17,11 +17,13 @@ from aiohttp import web
 from tlog_client.checkpoint import Checkpoint
 from tlog_client.encoding import MAX_INT64, b64encode_std, parse_decimal
 from tlog_client.errors import FormatError, TlogError, VerificationError
+from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
 from tlog_client.proof import consistency_nodes, inclusion_nodes
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
                                parse_entry_ref, set_payload, uuid_of)
 from tlog_client.tiles import EntryBundle, Tile, parse_tile_path, require_tile_in_tree
+from tlog_client.verify import verify_inclusion
 
 from . import entrytypes, search
 from .config import Config
@@ -152,8 +154,21 @@ class LogApi:
 
     def _log_entry_in(self, snap: ReadTxn, head: StoredCheckpoint,
                       stored: StoredEntry) -> LogEntry:
-        """The entry with an inclusion proof at ``head``, from one snapshot (I8)."""
+        """The entry with an inclusion proof at ``head``, from one snapshot (I8).
+
+        Checked before it is served, as it is cheap (one leaf hash and
+        O(log n) node hashes): the stored body hashes to the stored leaf
+        hash (I3) and the proof leads to the signed root. Damaged storage is
+        a 500 naming the entry, never a proof that does not verify."""
         hashes = inclusion_nodes(stored.index, head.size).read(snap)
+        try:
+            if leaf_hash(stored.body) != stored.leaf_hash:
+                raise VerificationError("the stored body does not hash to its leaf hash (I3)")
+            verify_inclusion(stored.index, head.size, stored.leaf_hash, hashes, head.root)
+        except VerificationError as exc:
+            log.critical("stored entry %d is damaged: %s; run tlog fsck", stored.index, exc)
+            raise ApiError(500, f"stored entry {stored.index} is damaged ({exc}); "
+                                "the operator must run tlog fsck") from None
         proof = InclusionProof(stored.index, head.root, head.size, tuple(hashes),
                                head.note.decode())
         return self._log_entry(stored, proof)

@@ -20,11 +20,17 @@ from .storage import Storage
 def _serve(ns: argparse.Namespace) -> int:
     from .app import serve
     cfg = config_mod.from_namespace(ns)
+    from .sequencer import SequencerHaltedError
+    from .storage import StorageError
     try:
         asyncio.run(serve(cfg))
     except IdentityError as exc:
         print(f"tlog: {exc}", file=sys.stderr)
         return 2
+    except (SequencerHaltedError, StorageError) as exc:
+        print(f"tlog: refusing to start: {exc}; run `tlog fsck --data-dir "
+              f"{cfg.data_dir}` for a full report", file=sys.stderr)
+        return 3
     return 0
 
 

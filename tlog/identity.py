@@ -13,10 +13,12 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tlog_client.checkpoint import Checkpoint, sign_checkpoint
+from tlog_client.errors import FormatError
 from tlog_client.note import LogPrivateKey, check_key_name, log_signers, log_verifiers
 from tlog_client.rekor import log_id, sign_set
 
@@ -80,20 +82,29 @@ def _generate(key_type: str) -> LogPrivateKey:
 
 
 def _write_key(path: Path, key: LogPrivateKey) -> None:
-    """Write the key durably with mode 0600 (created so, never widened).
+    """Write the key durably with mode 0600 (created so, never widened),
+    unless a key file already exists: then that one stays.
 
     Survives a crash at any point: the key appears under its final name only
-    after its bytes are fsynced, and the rename is fsynced in the directory."""
+    after its bytes are fsynced, and the link is fsynced in the directory.
+    Two processes creating a log at once race safely: each writes its own
+    temporary file and ``link`` (which never replaces) lets exactly one
+    become the key; the loser reads the winner's key."""
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, pem)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created the log's key first: keep it
+    finally:
+        os.unlink(tmp)
     dirfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dirfd)
@@ -104,12 +115,24 @@ def _write_key(path: Path, key: LogPrivateKey) -> None:
 def _read_key(path: Path) -> LogPrivateKey:
     if path.stat().st_mode & 0o077:
         raise IdentityError(f"{path} is readable by others; chmod 600 it")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise IdentityError(f"{path} is not an unencrypted PEM private key: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                            ) from None
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
     raise IdentityError(f"{path}: log keys are Ed25519 or ECDSA P-256")
+
+
+def _check_origin(origin: str) -> str:
+    try:
+        return check_key_name(origin, "origin")
+    except FormatError as exc:
+        raise IdentityError(f"--origin {origin!r:.80} is not a valid log origin: {exc}") from None
 
 
 def _default_origin(tree_id: int) -> str:
@@ -125,6 +148,8 @@ def load_or_create(config: Config, storage: Storage, *, create: bool = True) -> 
 
     Raises IdentityError if the key file and the database disagree, or an
     explicitly configured origin differs from the stored one (I10)."""
+    if config.origin is not None:  # checked before anything is created
+        _check_origin(config.origin)
     meta = storage.get_meta()
     if not meta and not create:
         raise IdentityError(f"{config.db_path} holds no log")
@@ -136,7 +161,7 @@ def load_or_create(config: Config, storage: Storage, *, create: bool = True) -> 
     key = _read_key(config.key_path)
     if not meta:
         tree_id = secrets.randbelow((1 << 63) - 1) + 1
-        origin = check_key_name(config.origin or _default_origin(tree_id), "origin")
+        origin = _check_origin(config.origin or _default_origin(tree_id))
         candidate = LogIdentity(origin, tree_id, key)
         meta = storage.create_meta({"origin": origin, "tree_id": str(tree_id),
                                     "public_key": candidate.public_pem})

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,6 +106,20 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
 MIGRATIONS = {1: _migrate_v1}
 
 
+def _set_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
+    """Switch to WAL. Two processes opening a new database at once: SQLite
+    answers "locked" to one of them without waiting for the busy timeout,
+    so retry for a while (at most ~10 s) before giving up."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
@@ -112,7 +127,7 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only=ON")
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
     # FULL: fsync the WAL at every commit, so an acknowledged write survives
     # kill -9 and power loss (I5).
     conn.execute("PRAGMA synchronous=FULL")

@@ -10,6 +10,7 @@ and must give identical results (SPEC §8).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 
 from .errors import FormatError
@@ -30,9 +31,33 @@ def _py_parent_level(level: bytes) -> bytes:
     return b"".join([sha(b"\x01" + level[i:i + _PAIR]).digest() for i in range(0, end, _PAIR)])
 
 
+def _py_root_of_level(level: bytes) -> bytes:
+    # Precondition: a non-empty level whose length is a multiple of 32.
+    while len(level) > HASH_SIZE:
+        parents = _py_parent_level(level)
+        if len(level) % _PAIR:
+            parents += level[-HASH_SIZE:]
+        level = parents
+    return level
+
+
+# Backend: the C accelerator tlog_client._bulk (OpenSSL libcrypto SHA-256)
+# when it was built, else pure Python; TLOG_BULK_BACKEND=python forces the
+# latter. Both give identical results (tests/client/test_bulk_backends.py).
 BACKEND = "python"
 _leaf_hashes = _py_leaf_hashes
 _parent_level = _py_parent_level
+_root_of_level = _py_root_of_level
+if os.environ.get("TLOG_BULK_BACKEND", "") != "python":
+    try:
+        from . import _bulk
+    except ImportError:
+        _bulk = None
+    if _bulk is not None:
+        BACKEND = "c"
+        _leaf_hashes = _bulk.leaf_hashes
+        _parent_level = _bulk.parent_level
+        _root_of_level = _bulk.root_of_level
 
 
 def leaf_hashes(entries: Sequence[bytes]) -> bytes:
@@ -57,13 +82,7 @@ def root_of_level(level: bytes) -> bytes:
     _check_level(level)
     if not level:
         return EMPTY_ROOT
-    level = bytes(level)
-    while len(level) > HASH_SIZE:
-        parents = _parent_level(level)
-        if len(level) % _PAIR:
-            parents += level[-HASH_SIZE:]
-        level = parents
-    return level
+    return _root_of_level(bytes(level))
 
 
 def root_of_entries(entries: Sequence[bytes]) -> bytes:

@@ -1,0 +1,55 @@
+"""Build of the optional C accelerator ``tlog_client._bulk`` (SPEC §8).
+
+All metadata lives in pyproject.toml; this file only adds the extension. The
+extension is optional: without a C compiler, Python headers or OpenSSL's
+headers and libcrypto, the build warns and the package installs with the
+pure-Python backend of ``tlog_client.bulk``, which gives identical results.
+``TLOG_BUILD_EXT=0`` skips the build on purpose.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns any build failure into a warning."""
+
+    def run(self):
+        if os.environ.get("TLOG_BUILD_EXT", "1") == "0":
+            self._skip("TLOG_BUILD_EXT=0")
+            return
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no headers: fall back
+            self._skip(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._skip(exc)
+
+    @staticmethod
+    def _skip(reason):
+        msg = (
+            f"WARNING: tlog_client._bulk not built ({reason}); "
+            "tlog_client.bulk uses its pure-Python backend"
+        )
+        print(msg, file=sys.stderr)
+
+
+setup(
+    ext_modules=[
+        Extension(
+            "tlog_client._bulk",
+            sources=["client/_bulk.c"],
+            libraries=["crypto"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ],
+    cmdclass={"build_ext": OptionalBuildExt},
+)

@@ -230,7 +230,8 @@ def _subjects(value: object, path: str, v1: bool) -> tuple[Subject, ...]:
     return tuple(subjects)
 
 
-def _digest_set(value: object, path: str, *, allow_empty: bool = False) -> tuple[tuple[str, str], ...]:
+def _digest_set(value: object, path: str, *,
+                allow_empty: bool = False) -> tuple[tuple[str, str], ...]:
     obj = _object(value, path)
     if not obj and not allow_empty:
         raise FormatError(path, "digest set must not be empty")

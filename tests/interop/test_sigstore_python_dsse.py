@@ -32,7 +32,8 @@ from tlog_client import dsse  # noqa: E402
 
 from ..client.attestation_samples import GITHUB_BUILDER, slsa_v1_github  # noqa: E402
 from ..serverproc import ServerProcess  # noqa: E402
-from .fakefulcio import FakeFulcio, FakeFulcioServer, Identity, unsigned_identity_token  # noqa: E402
+from .fakefulcio import (FakeFulcio, FakeFulcioServer, Identity,  # noqa: E402
+                         unsigned_identity_token)
 from .test_sigstore_python import no_network, trusted_root  # noqa: E402,F401
 
 SIGNER = Identity("builder@example.com", "https://issuer.example.com")

@@ -425,7 +425,8 @@ def _check_index_rows(data_dir: Path) -> None:
 
     db = sqlite3.connect(f"file:{data_dir / 'tlog.db'}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT idx, kind, body, attestation FROM entries ORDER BY idx").fetchall()
+        rows = db.execute(
+            "SELECT idx, kind, body, attestation FROM entries ORDER BY idx").fetchall()
         stored: dict[int, set[str]] = {}
         for key, idx in db.execute("SELECT key, idx FROM search"):
             stored.setdefault(idx, set()).add(key)

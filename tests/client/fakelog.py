@@ -123,6 +123,7 @@ def hashedrekord_body(artifact: bytes, key: ec.EllipticCurvePrivateKey,
 
 # -- a tiny CA ----------------------------------------------------------------------
 
+OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # as Fulcio: both forms
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 
 
@@ -180,6 +181,8 @@ def leaf_builder(ca: CA, public_key, email: str, issuer: str,
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca.key.public_key()), critical=False)
             .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+            .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V1, issuer.encode()),
+                           critical=False)
             .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, _der_utf8(issuer)),
                            critical=False))
 

@@ -15,7 +15,9 @@ CLIENT, SERVER = ROOT / "client", ROOT / "tlog"
 # Pure modules: formats and maths, no I/O, no event loop, no database.
 PURE = {"errors", "encoding", "hashing", "bulk", "proof", "verify", "compact", "note",
         "notekeys", "checkpoint", "tiles", "jsonstrict", "keys", "rekor", "hashedrekord",
-        "dsse", "intoto", "intoto002"}
+        "dsse", "intoto", "intoto002",
+        # the client's verification recipes (issue 4): pure too
+        "trust", "bindings", "entryverify", "bundle", "tileverify", "match", "signing"}
 IO_MODULES = {"asyncio", "aiohttp", "sqlite3", "sqlite_utils", "socket", "urllib", "http",
               "subprocess", "threading", "requests", "shutil", "tempfile"}
 MERKLE_NAMES = {"leaf_hash", "node_hash", "verify_inclusion", "verify_consistency",

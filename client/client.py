@@ -36,7 +36,7 @@ from .entryverify import Expectations, VerifiedEntry, verify_entry
 from .errors import FormatError
 from .hashedrekord import build_proposed, parse_proposed
 from .hashing import HASH_SIZE
-from .http import (MAX_RESPONSE, ClientError, EntryNotFoundError, HttpTransport, LogAPIError,
+from .transport import (MAX_RESPONSE, ClientError, EntryNotFoundError, HttpTransport, LogAPIError,
                    LogUnavailableError)
 from .jsonstrict import expect_list, expect_object, expect_str, loads_strict
 from .match import Watch, entry_facts, normalize_digest

@@ -51,7 +51,7 @@ from .rekor import EntryRef, InclusionProof, LogEntry, uuid_of
 from .trust import PinnedLog, VerifiedCheckpoint
 
 __all__ = ["MEDIA_TYPE", "Bundle", "bundle_json", "dumps_bundle", "parse_bundle",
-           "verify_bundle"]
+           "trusted_root_tlog", "verify_bundle"]
 
 MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 ACCEPTED_MEDIA_TYPES = (MEDIA_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3")
@@ -270,3 +270,19 @@ def verify_bundle(bundle: Bundle, pinned: PinnedLog, expect: Expectations = Expe
         raise BundleMismatchError("the logged entry is signed with a certificate; the bundle "
                                   "carries a bare public key")
     return verified
+
+
+def trusted_root_tlog(pinned: PinnedLog, url: str,
+                      valid_from: str = "2020-01-01T00:00:00Z") -> dict[str, Any]:
+    """The ``tlogs[]`` item of a Sigstore trusted root
+    (``application/vnd.dev.sigstore.trustedroot+json;version=0.1``) naming
+    this log, for Sigstore verifiers of our bundles."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from .keys import spki_der
+    details = ("PKIX_ED25519" if isinstance(pinned.public_key, ed25519.Ed25519PublicKey)
+               else "PKIX_ECDSA_P256_SHA_256")
+    return {"baseUrl": url, "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": b64encode_std(spki_der(pinned.public_key)),
+                          "keyDetails": details, "validFor": {"start": valid_from}},
+            "logId": {"keyId": b64encode_std(pinned.key_id)}}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .audit import Progress, audit
-from .bundle import dumps_bundle, parse_bundle, verify_bundle
+from .bundle import dumps_bundle, parse_bundle, trusted_root_tlog, verify_bundle
 from .client import ClientError, EntryNotFoundError, LogClient
 from .encoding import b64decode_std
 from .entryverify import Expectations, VerifiedEntry, load_ca_roots
@@ -402,6 +402,12 @@ async def cmd_monitor(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) 
     return EXIT_MATCH if (found and ns.fail_on_match) else EXIT_OK
 
 
+async def cmd_sigstore_tlog(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -> int:
+    print(json.dumps(trusted_root_tlog(PinnedLog(cfg.log_key), cfg.url, ns.valid_from),
+                     indent=2))
+    return EXIT_OK
+
+
 # -- parser and main ---------------------------------------------------------------
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -506,6 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-now", action="store_true", help="first run: skip existing entries")
     p.add_argument("--fail-on-match", action="store_true", help="exit 3 if anything matched")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("sigstore-tlog", help="print the tlogs[] item of a Sigstore trusted "
+                                             "root naming this log (pinned key and URL)")
+    p.add_argument("--valid-from", default="2020-01-01T00:00:00Z")
+    p.set_defaults(func=cmd_sigstore_tlog)
 
     for name, p in sub.choices.items():
         _common(p)

@@ -101,7 +101,11 @@ def signed(cli: Cli, log, tmp_path):
              tmp_path / "signing.crt", "--bundle", bundle)
     assert up.code == 0, up.stderr
     root = tmp_path / "trusted_root.json"
-    root.write_text(json.dumps(trusted_root(log.public_pem, ca, ct_key)))
+    doc = trusted_root(log.public_pem, ca, ct_key)
+    # `tlog-client sigstore-tlog` prints the same tlogs[] item
+    printed = cli("sigstore-tlog", env={"TLOG_URL": "http://127.0.0.1:9"})
+    assert printed.code == 0 and json.loads(printed.stdout) == doc["tlogs"][0]
+    root.write_text(json.dumps(doc))
     return artifact, bundle, root
 
 

@@ -8,6 +8,7 @@ an unavailable log, never bad input.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -50,8 +51,12 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):
-    return web.json_response({"code": status, "message": message}, status=status,
-                             headers=headers)
+    response = web.json_response({"code": status, "message": message}, status=status,
+                                 headers=headers)
+    if status in (408, 413):
+        # The body was not (fully) read: do not reuse the connection.
+        response.force_close()
+    return response
 
 
 class LogApi:
@@ -268,7 +273,15 @@ class LogApi:
         if request.content_type != "application/json":
             raise ApiError(415, f"Content-Type: expected application/json, "
                                 f"got {request.content_type}")
-        data = await request.read()
+        if request.content_length is not None and request.content_length > self.config.max_body:
+            raise ApiError(413, f"body: Content-Length {request.content_length} is over the "
+                                f"limit of {self.config.max_body} bytes")
+        try:
+            async with asyncio.timeout(self.config.read_timeout_s):
+                data = await request.read()
+        except TimeoutError:
+            raise ApiError(408, f"body: not received within {self.config.read_timeout_s:g} s"
+                           ) from None
         return loads_strict(data, max_depth=self.config.max_json_depth,
                             max_size=self.config.max_body)
 

@@ -33,6 +33,7 @@ class Config:
     max_chain: int = 10  # certificates per chain
     max_retrieve: int = 10  # items per retrieve/search request
     max_search_results: int = 10_000
+    read_timeout_s: float = 30.0  # a request body must arrive within this (else 408)
 
     @property
     def db_path(self) -> Path:
@@ -59,6 +60,7 @@ _HELP = {
     "max_chain": "most certificates in a chain",
     "max_retrieve": "most items in one retrieve or search request",
     "max_search_results": "most UUIDs returned by one search",
+    "read_timeout_s": "seconds a client has to send a request body (408 after)",
 }
 
 
@@ -90,6 +92,9 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     if values["max_leaf"] > 65535:
         raise SystemExit("--max-leaf must be at most 65535 (tile entry bundles, SPEC §3.3)")
     values["batch_delay_ms"] = int(values["batch_delay_ms"])
+    values["read_timeout_s"] = float(values["read_timeout_s"])
+    if not values["read_timeout_s"] > 0:
+        raise SystemExit("--read-timeout-s must be positive")
     return Config(**values)
 
 

@@ -533,3 +533,111 @@ def test_fuzzed_bodies_never_5xx(url, route, base):
         assert r.status < 500, (i, body, r.body)
         if r.status >= 400:
             error_message(r, r.status)
+
+
+# -- HTTP-level garbage ---------------------------------------------------------------
+
+def _read_response(s) -> bytes:
+    """Read one whole HTTP response (headers and Content-Length body) from a
+    socket, without waiting for the server to close it (a server may linger
+    to drain an unread request body)."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        chunk = s.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), None)
+    while length is not None and len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def _raw(url: str, data: bytes) -> bytes:
+    import socket
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(data)
+        return _read_response(s)
+
+
+def _status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def garbage_server(tmp_path_factory):
+    """A server of its own: aiohttp logs protocol errors with a traceback
+    (its own logger), which the shared server's fixture would flag."""
+    from ..serverproc import ServerProcess
+    server = ServerProcess(tmp_path_factory.mktemp("garbage") / "log").start()
+    yield server
+    server.stop()
+    log = server.log_path.read_text(errors="replace")
+    assert "tlog.api" not in log, log  # no error of ours, only aiohttp's parser
+
+
+H11 = b"Host: x\r\nConnection: close\r\n"
+CT = b"Content-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize("name,data", [
+    ("request line over 8 KiB", b"GET /api/v1/log?" + b"a" * 9000 + b" HTTP/1.1\r\n" + H11 + b"\r\n"),
+    ("header over 8 KiB", b"GET /api/v1/log HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n" + H11
+     + b"\r\n"),
+    ("NUL in method", b"G\x00T /api/v1/log HTTP/1.1\r\n" + H11 + b"\r\n"),
+    ("bad HTTP version", b"GET /api/v1/log HTTP/9.9\r\n" + H11 + b"\r\n"),
+    ("chunked and Content-Length", b"POST /api/v1/log/entries/retrieve HTTP/1.1\r\n" + H11 + CT
+     + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+    ("two Content-Lengths", b"POST /api/v1/log/entries/retrieve HTTP/1.1\r\n" + H11 + CT
+     + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"),
+    ("negative Content-Length", b"POST /api/v1/log/entries/retrieve HTTP/1.1\r\n" + H11 + CT
+     + b"Content-Length: -1\r\n\r\n{}"),
+    ("huge Content-Length", b"POST /api/v1/log/entries HTTP/1.1\r\n" + H11 + CT
+     + b"Content-Length: 99999999999999999999\r\n\r\n{}"),
+    ("Content-Length over 4 MiB", b"POST /api/v1/log/entries HTTP/1.1\r\n" + H11 + CT
+     + b"Content-Length: 5000000\r\n\r\n{}"),
+    ("bad percent-encoding in path", b"GET /api/v1/log/entries/%zz HTTP/1.1\r\n" + H11 + b"\r\n"),
+    ("bad percent-encoding in query", b"GET /api/v1/log/entries?logIndex=%zz HTTP/1.1\r\n" + H11
+     + b"\r\n"),
+    ("dot segments", b"GET /../../etc/passwd HTTP/1.1\r\n" + H11 + b"\r\n"),
+    ("encoded dot segments in tile", b"GET /tile/0/%2e%2e/000 HTTP/1.1\r\n" + H11 + b"\r\n"),
+    ("absolute-form URL", b"GET http://evil.example/api/v1/log/publicKey HTTP/1.1\r\n" + H11
+     + b"\r\n"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_http_garbage_is_4xx(garbage_server, name, data):
+    server = garbage_server
+    response = _raw(server.url, data)
+    assert response.startswith(b"HTTP/1.")
+    status = _status(response)
+    assert status < 500, response[:300]
+    if name != "absolute-form URL":
+        assert 400 <= status < 500, response[:300]
+    assert get(server.url, "/healthz").status == 200  # still serving
+
+
+def test_chunked_request_body_is_read(url):
+    body = json.dumps({"logIndexes": [0]}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    response = _raw(url, b"POST /api/v1/log/entries/retrieve HTTP/1.1\r\n" + H11 + CT
+                    + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert _status(response) == 200
+    assert json.loads(response.split(b"\r\n\r\n", 1)[1])[0]
+
+
+def test_slow_body_is_408_and_the_server_keeps_serving(make_server):
+    import socket
+    server = make_server("--read-timeout-s", "1")
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as s:
+        s.sendall(b"POST /api/v1/log/entries HTTP/1.1\r\n" + H11 + CT
+                  + b"Content-Length: 100\r\n\r\n{\"kind\":")
+        out = _read_response(s)
+    assert _status(out) == 408, out[:300]
+    assert b'"body: not received' in out
+    assert get(server.url, "/healthz").status == 200

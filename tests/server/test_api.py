@@ -370,3 +370,21 @@ def test_wrong_method_is_405(module_server, method, path):
                                   "/api/v1/log/entries/" + "0" * 64 + "/proof", "/favicon.ico"])
 def test_unknown_route_is_404(module_server, path):
     error_message(get(module_server.url, path), 404)
+
+
+def test_ecdsa_p256_log_key(make_server):
+    """A log created with --key-type ecdsa-p256: ECDSA SETs (DER over
+    SHA-256), one SPKI-key-ID signature line per checkpoint."""
+    server = make_server("--key-type", "ecdsa-p256", "--origin", "tlog.test/ecdsa")
+    pinned = PinnedLog.of(server)
+    assert isinstance(pinned.public_key, ec.EllipticCurvePublicKey)
+    for kind in ("ecdsa-p256-sha256", "rsa2048-pkcs1-sha256", "cert-email"):
+        r, entry = pinned.submit(SIGNERS[kind]().entry())
+        assert r.status == 201
+    cp_note = get(server.url, "/checkpoint").body
+    assert cp_note.count(b"\n\xe2\x80\x94 ") == 1  # one signature line
+    head = pinned.open(cp_note)
+    assert head.size == 3
+    for i in range(3):
+        pinned.get_entry(i)
+    pinned.all_seen_consistent_with(head)

@@ -364,11 +364,22 @@ async def test_i7_two_processes_on_one_database_do_not_fork(make_server, tmp_pat
         got = get(peer.url, f"{ENTRIES}?logIndex={entry.log_index}")
         assert pinned.verify_entry(got.json()).body == entry.body
     pinned.all_seen_consistent_with(head)
+    # The same new entries sent to both processes at once: one index each,
+    # decided by the database (the two in-memory states cannot know).
+    twins = [signer.entry() for _ in range(10)]
+    both = await asyncio.gather(_submit_all(a.url, twins, 10), _submit_all(b.url, twins, 10))
+    for ra, rb in zip(*both):
+        assert sorted((ra.status, rb.status)) == [201, 409], (ra.body, rb.body)
+        created = pinned.verify_created(ra if ra.status == 201 else rb)
+        other = rb if ra.status == 201 else ra
+        assert created.uuid in other.header("Location")
+    head = pinned.checkpoint()
+    assert head.size == total + 10
     a.stop()
     b.stop()
     stored = db_rows(a, "SELECT size FROM checkpoints ORDER BY size")
     assert len(stored) == len({s for s, in stored})
-    assert assert_clean(a)["entries"] == total
+    assert assert_clean(a)["entries"] == total + 10
 
 
 def test_i7_two_first_starts_at_once_create_one_log(tmp_path):

@@ -422,8 +422,8 @@ class LogClient:
                             emails=[email] if email else [], subjects=[subject] if subject else [])
         hits = await self._retrieve(refs)
         for hit in hits:
-            facts = entry_facts(hit.entry.body)
-            if facts.known and not watch.matches(facts, operator or "or"):
+            facts = entry_facts(hit.entry.body, hit.entry.attestation)
+            if watch.decide(facts, operator or "or") is False:
                 raise ResponseMismatchError(f"the log returned entry {hit.log_index} for a "
                                             "search it does not match")
         return sorted(hits, key=lambda v: v.log_index)

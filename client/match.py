@@ -11,13 +11,16 @@ the monitor to report new entries of interest. Pure module: no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import dsse, intoto002
 from .entryverify import expected_key_hash
 from .errors import FormatError, TlogError
 from .hashedrekord import KIND as HASHEDREKORD
 from .hashedrekord import parse_canonical
 from .jsonstrict import expect_object, expect_str, loads_strict
+from .keys import KeyMaterial
 
 __all__ = ["EntryFacts", "Watch", "entry_facts", "normalize_digest"]
 
@@ -42,45 +45,68 @@ def normalize_digest(text: str) -> str:
 @dataclass(frozen=True)
 class EntryFacts:
     """Facts of one entry. ``known`` is False when this client cannot read
-    the entry's kind (then only ``kind`` is set and nothing can be matched)."""
+    the entry's kind (then nothing can be matched); ``complete`` is False
+    when the digests may be incomplete (a dsse/intoto entry read without its
+    attestation: the in-toto subjects are in the attestation, not the leaf)."""
 
     kind: str
     digests: tuple[str, ...] = ()
     key_hashes: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
-    issuer: str | None = None
+    issuers: tuple[str, ...] = ()
     known: bool = False
+    complete: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "digests": list(self.digests),
                 "keySha256": list(self.key_hashes), "emails": list(self.emails),
-                "subjects": list(self.subjects), "issuer": self.issuer}
+                "subjects": list(self.subjects), "issuers": list(self.issuers)}
 
 
-def entry_facts(body: bytes) -> EntryFacts:
+def _signers(keys: Sequence[KeyMaterial]) -> dict[str, tuple[str, ...]]:
+    ids = [k.identities for k in keys]
+    return {"key_hashes": tuple(dict.fromkeys(k.key_hash() for k in keys)),
+            "emails": tuple(dict.fromkeys(e.lower() for i in ids for e in i.emails)),
+            "subjects": tuple(dict.fromkeys(u for i in ids for u in (*i.uris, *i.other_names))),
+            "issuers": tuple(dict.fromkeys(i.issuer for i in ids if i.issuer))}
+
+
+def entry_facts(body: bytes, attestation: bytes | None = None) -> EntryFacts:
     """The facts of a canonical body. A hashedrekord body is parsed and its
-    signature verified (a body that fails raises FormatError/SignatureError);
-    other kinds give ``EntryFacts(kind)`` with ``known=False``."""
+    signature verified; a dsse or intoto body is parsed, and its
+    ``attestation`` (the envelope, if given) checked against the leaf and
+    verified, adding the in-toto subject digests. A body or attestation that
+    fails raises FormatError/SignatureError; other kinds give
+    ``EntryFacts(kind)`` with ``known=False``."""
     try:
         kind = expect_str(expect_object(loads_strict(body), "", required=("kind",),
                                         optional=("apiVersion", "spec"))["kind"], "kind")
     except FormatError:
         return EntryFacts("unknown")
-    if kind != HASHEDREKORD:
+    if kind == HASHEDREKORD:
+        record = parse_canonical(body)
+        return EntryFacts(kind, (record.artifact_hash,), **_signers([record.key]), known=True,
+                          complete=True)
+    module = {dsse.KIND: dsse, intoto002.KIND: intoto002}.get(kind)
+    if module is None:
         return EntryFacts(kind)
-    record = parse_canonical(body)
-    ids = record.key.identities
-    return EntryFacts(kind, (record.artifact_hash,), (record.key.key_hash(),),
-                      tuple(e.lower() for e in ids.emails), (*ids.uris, *ids.other_names),
-                      ids.issuer, True)
+    entry = module.parse_canonical(body)
+    digests = [f"sha256:{entry.payload_hash.hex()}", f"sha256:{entry.envelope_hash.hex()}"]
+    if attestation is not None:
+        entry = module.verify_attestation(entry, attestation)
+        if entry.statement is not None:
+            digests += [f"{alg}:{value.lower()}" for alg, value in
+                        entry.statement.subject_digests()]
+    return EntryFacts(kind, tuple(dict.fromkeys(digests)), **_signers(entry.verifiers),
+                      known=True, complete=attestation is not None)
 
 
 @dataclass(frozen=True)
 class Watch:
     """Things to look for: artifact digests (``"alg:hex"``), key hashes (hex
     SHA-256 of the DER SPKI), e-mails (case-insensitive), subjects (SAN URIs
-    or other names, exact), optionally restricted to an OIDC ``issuer``."""
+    or other names, exact), identities restricted to an OIDC ``issuer``."""
 
     digests: frozenset[str] = frozenset()
     key_hashes: frozenset[str] = frozenset()
@@ -105,41 +131,48 @@ class Watch:
     def empty(self) -> bool:
         return not (self.digests or self.key_hashes or self.emails or self.subjects)
 
-    def criteria(self) -> int:
-        return sum(1 for s in (self.digests, self.key_hashes, self.emails, self.subjects) if s)
-
-    def reasons(self, facts: EntryFacts) -> list[str]:
-        """Why ``facts`` match this watch (one reason per criterion that
-        matched); empty if nothing matches or the entry's kind is unknown."""
-        if not facts.known:
-            return []
-        if self.issuer is not None and (self.emails or self.subjects) \
-                and facts.issuer != self.issuer:
-            identity_ok = False
-        else:
-            identity_ok = True
-        out = [f"digest {d}" for d in facts.digests if d in self.digests]
-        out += [f"key {k}" for k in facts.key_hashes if k in self.key_hashes]
-        if identity_ok:
-            out += [f"email {e}" for e in facts.emails if e in self.emails]
-            out += [f"subject {s}" for s in facts.subjects if s in self.subjects]
+    def _results(self, facts: EntryFacts) -> list[tuple[str, list[str], bool]]:
+        """(criterion, what matched, decidable) for each criterion in use."""
+        identity_ok = self.issuer is None or self.issuer in facts.issuers
+        out = []
+        if self.digests:
+            out.append(("digest", [d for d in facts.digests if d in self.digests],
+                        facts.complete))
+        if self.key_hashes:
+            out.append(("key", [k for k in facts.key_hashes if k in self.key_hashes], True))
+        if self.emails:
+            out.append(("email", [e for e in facts.emails if e in self.emails and identity_ok],
+                        True))
+        if self.subjects:
+            out.append(("subject", [s for s in facts.subjects
+                                    if s in self.subjects and identity_ok], True))
         return out
 
-    def matches(self, facts: EntryFacts, operator: str = "or") -> bool:
-        """True if ``facts`` match any (``or``) or every (``and``) criterion."""
-        reasons = self.reasons(facts)
+    def reasons(self, facts: EntryFacts) -> list[str]:
+        """Why ``facts`` match this watch, one reason per matching value;
+        empty if nothing matches or the entry's kind is unknown."""
+        if not facts.known:
+            return []
+        return [f"{name} {value}" for name, hits, _ in self._results(facts) for value in hits]
+
+    def decide(self, facts: EntryFacts, operator: str = "or") -> bool | None:
+        """True if ``facts`` match any (``or``) or every (``and``) criterion,
+        False if they provably do not, None if this client cannot tell."""
+        if not facts.known:
+            return None
+        results = [True if hits else (False if decidable else None)
+                   for _, hits, decidable in self._results(facts)]
         if operator == "and":
-            kinds = {r.split(" ", 1)[0] for r in reasons}
-            wanted = {name for name, s in (("digest", self.digests), ("key", self.key_hashes),
-                                           ("email", self.emails), ("subject", self.subjects))
-                      if s}
-            return wanted <= kinds
-        return bool(reasons)
+            return False if False in results else (None if None in results else True)
+        return True if True in results else (None if None in results else False)
+
+    def matches(self, facts: EntryFacts, operator: str = "or") -> bool:
+        return self.decide(facts, operator) is True
 
 
-def safe_facts(body: bytes) -> EntryFacts:
+def safe_facts(body: bytes, attestation: bytes | None = None) -> EntryFacts:
     """:func:`entry_facts`, but an unreadable body gives ``known=False``."""
     try:
-        return entry_facts(body)
+        return entry_facts(body, attestation)
     except TlogError:
         return EntryFacts("unreadable")

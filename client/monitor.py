@@ -8,7 +8,9 @@ against tiles verified against that checkpoint, and reports those matching the
 :class:`~tlog_client.match.Watch` (digests, keys, identities). The position is
 a cursor in the state file, so a cron job resumes where the last run stopped.
 An entry the log accepted whose body does not parse or whose signature fails
-is reported as an anomaly: the log should never have accepted it.
+is reported as an anomaly: the log should never have accepted it. For dsse
+and intoto entries watched digests are also looked for among the in-toto
+subjects of the attestation (fetched and checked against the leaf).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import TlogError
+from .errors import FormatError, VerificationError
 from .match import EntryFacts, Watch, entry_facts
 from .rekor import uuid_of
 from .trust import VerifiedCheckpoint
@@ -96,9 +98,17 @@ class Monitor:
         async for index, body in self.client.entries(start, target.size, target):
             try:
                 facts = entry_facts(body)
-            except TlogError as exc:
+            except (FormatError, VerificationError) as exc:
                 anomalies.append((index, f"logged entry does not verify: {exc}"))
                 continue
+            if facts.known and not facts.complete and self.watch.digests:
+                # dsse / intoto: the subjects are in the attestation, served with
+                # the entry (itself verified) and checked against the leaf
+                logged = await self.client.get_entry(uuid_of(body))
+                try:
+                    facts = entry_facts(body, logged.entry.attestation)
+                except (FormatError, VerificationError) as exc:
+                    anomalies.append((index, f"attestation does not verify: {exc}"))
             reasons = self.watch.reasons(facts)
             if reasons:
                 matches.append(MonitorMatch(index, uuid_of(body), facts, tuple(reasons)))

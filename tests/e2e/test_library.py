@@ -124,3 +124,40 @@ def test_clients_sharing_a_state_file(log, tmp_path):
         assert sizes == sorted(sizes)
     with SyncLogClient(log.url, log.public_pem, state) as client:
         assert client.trusted_checkpoint().size == client.checkpoint().size
+
+
+def test_attestations_are_verified_searched_and_monitored(log, tmp_path):
+    """dsse entries (attestations) get the log bindings; search hits and
+    monitor matches are checked against the attestation's in-toto subjects."""
+    import json
+    import urllib.request
+
+    from tlog_client import dsse
+    from tlog_client.match import Watch
+    from tlog_client.monitor import Monitor
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = hashlib.sha256(os.urandom(16)).hexdigest()
+    statement = {"_type": "https://in-toto.io/Statement/v1",
+                 "subject": [{"name": "app.tar.gz", "digest": {"sha256": subject}}],
+                 "predicateType": "https://example.com/attestation/v1", "predicate": {}}
+    envelope = dsse.sign_envelope("application/vnd.in-toto+json",
+                                  json.dumps(statement).encode(), [key])
+    request = urllib.request.Request(
+        log.url + "/api/v1/log/entries", method="POST",
+        data=json.dumps(dsse.build_proposed(envelope, [public_pem(key)])).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 201
+
+    async def run():
+        async with LogClient(log.url, log.public_pem, tmp_path / "state.json") as client:
+            hits = await client.search(digest=f"sha256:{subject}")
+            assert [h.kind for h in hits] == ["dsse"]
+            assert (await client.get_entry(hits[0].log_index)).kind == "dsse"
+            assert [h.uuid for h in await client.search(public_key=public_pem(key))] == \
+                [hits[0].uuid]
+            report = await Monitor(client, Watch.build(digests=[subject])).poll()
+            assert [m.index for m in report.matches] == [hits[0].log_index]
+            assert report.anomalies == ()
+    asyncio.run(run())

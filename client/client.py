@@ -97,6 +97,11 @@ class ConsistencyResult:
                 "hashes": [h.hex() for h in self.hashes], "source": self.source}
 
 
+def _read_file(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _file_digest(path: str | os.PathLike[str], algorithm: str) -> bytes:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, algorithm).digest()
@@ -432,12 +437,13 @@ class LogClient:
                                   *, digest: bytes | None = None, algorithm: str = "sha256",
                                   signature: bytes | None = None,
                                   public_key: bytes | None = None,
-                                  private_key: bytes | Any = None,
+                                  private_key: bytes | str | os.PathLike[str] | Any = None,
                                   password: bytes | None = None) -> VerifiedEntry:
         """Log a signed artifact digest and return the verified entry.
 
         The artifact is bytes or a file path (or give its raw ``digest``);
-        sign it here with ``private_key`` (PEM or key object; ECDSA or RSA)
+        sign it here with ``private_key`` (a PEM file path, PEM bytes or a key
+        object; ECDSA or RSA)
         or give ``signature`` and ``public_key`` (PEM key or certificate
         chain, leaf first). The proposal is verified locally before it is
         sent; the answer must be exactly this entry, verified in full. An
@@ -450,8 +456,13 @@ class LogClient:
         if digest is None:
             raise FormatError("artifact", "give the artifact or its digest")
         if private_key is not None:
+            if isinstance(private_key, os.PathLike) or (
+                    isinstance(private_key, str) and "-----BEGIN" not in private_key):
+                private_key = await asyncio.to_thread(_read_file, private_key)
+            if isinstance(private_key, str):
+                private_key = private_key.encode("ascii", "replace")
             key = (load_private_key(private_key, password)
-                   if isinstance(private_key, (bytes, str)) else private_key)
+                   if isinstance(private_key, bytes) else private_key)
             if public_key is not None and public_pem(key) != _public_pem_of(public_key):
                 raise FormatError("public key", "the certificate or key is not the private "
                                                 "key's public half")

@@ -161,3 +161,16 @@ def test_attestations_are_verified_searched_and_monitored(log, tmp_path):
             assert [m.index for m in report.matches] == [hits[0].log_index]
             assert report.anomalies == ()
     asyncio.run(run())
+
+
+def test_signing_with_a_private_key_file(log, tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "signing.key"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with SyncLogClient(log.url, log.public_pem) as client:
+        for given in (path, str(path), path.read_text()):
+            v = client.submit_hashedrekord(os.urandom(8), private_key=given)
+            assert v.record.key.key_hash() == client.search(
+                public_key=public_pem(key))[0].record.key.key_hash()

@@ -74,7 +74,7 @@ def test_proofs_at_every_small_size(make_server):
     """Grow a log one entry at a time to 33: at each sampled size every
     entry's inclusion proof verifies at that size; consistency proofs
     between every pair of sampled sizes verify; every root equals the root
-    recomputed from the bodies (I2)."""
+    recomputed from the bodies (I2). Then the same around 2^8 (255, 256, 257)."""
     server = make_server("--origin", "tlog.test/sizes")
     pinned = PinnedLog.of(server)
     signer = ecdsa_signer()
@@ -104,6 +104,26 @@ def test_proofs_at_every_small_size(make_server):
     assert [s for s, _ in stored] == list(range(SAMPLE[-1] + 1))
     for size, note in stored[1:]:
         assert pinned.open(note).root_hash == roots[size]
+
+    # Around the first full tile: 2^8 - 1, 2^8, 2^8 + 1.
+    rs = asyncio.run(_submit_all(server.url, [signer.entry() for _ in range(254 - 33)], 16))
+    assert all(r.status == 201 for r in rs)
+    bodies = [pinned.get_entry(i).body for i in range(254)]
+    for size in (255, 256, 257):
+        r, entry = pinned.submit(signer.entry())
+        assert r.status == 201 and entry.inclusion_proof.tree_size == size
+        bodies.append(entry.body)
+        cr = CompactRange()
+        cr.extend(leaf_hash(b) for b in bodies)
+        assert cr.root() == entry.inclusion_proof.root_hash
+        roots[size] = cr.root()
+        for i in (0, 1, 127, 128, 200, 253, size - 2, size - 1):
+            assert pinned.get_entry(i).body == bodies[i]
+    for a in (1, 2, 16, 33, 255, 256, 257):
+        for b in (255, 256, 257):
+            if a <= b:
+                pinned.prove_consistent(Checkpoint(pinned.origin, a, roots[a]),
+                                        Checkpoint(pinned.origin, b, roots[b]))
 
 
 # -- I1: halt rather than sign -----------------------------------------------------

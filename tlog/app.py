@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import LogApi, add_routes, make_error_middleware
 from .config import Config
@@ -22,6 +23,22 @@ from .sequencer import Sequencer
 from .storage import Storage
 
 log = logging.getLogger(__name__)
+
+
+class _ClientProtocolErrors(logging.Filter):
+    """aiohttp logs every malformed HTTP request (the client's fault, already
+    answered with a 4xx) at ERROR with a traceback. Make those one INFO line,
+    so no client can fill the log with tracebacks; real errors are untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 500) < 500:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "refused a malformed HTTP request from %s: %s"
+            record.args = (remote, str(exc.message).splitlines()[0][:200])
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 async def build_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
@@ -53,6 +70,7 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
 async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
     """Run the log until SIGINT or SIGTERM."""
     app = await build_app(config, clock)
+    logging.getLogger("aiohttp.server").addFilter(_ClientProtocolErrors())
     # auto_decompress=False: request bodies with a Content-Encoding are
     # refused (415, SPEC §6), so the parser must never decode one: no
     # decompression bombs, no decoder errors before the handler can answer.

@@ -82,6 +82,7 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     """The frozen configuration from parsed arguments; validates ranges."""
     values = {f.name: getattr(ns, f.name) for f in fields(Config)}
     values["data_dir"] = Path(values["data_dir"])
+    values["origin"] = values["origin"] or None  # TLOG_ORIGIN="" means unset
     values["port"] = int(values["port"])
     for name in ("batch_size", "pool_size", "max_body", "max_leaf", "max_attestation",
                  "max_json_depth",

@@ -590,3 +590,15 @@ def test_disconnected_client_does_not_cancel_its_entry(make_server):
     assert pinned.checkpoint().size == 5
     server.stop()
     assert "Traceback" not in server.log_path.read_text()
+
+
+def test_empty_origin_setting_means_unset(make_server, tmp_path):
+    """TLOG_ORIGIN="" (an empty setting) is no origin: a new log gets the
+    default one, and restarts with the same empty setting are accepted."""
+    data_dir = tmp_path / "log"
+    server = make_server(data_dir=data_dir, env={"TLOG_ORIGIN": ""})
+    origin = PinnedLog.of(server).origin
+    assert origin.endswith(f"/{PinnedLog.of(server).tree_id}")
+    server.stop()
+    again = make_server(data_dir=data_dir, env={"TLOG_ORIGIN": ""})
+    assert PinnedLog.of(again).checkpoint().origin == origin

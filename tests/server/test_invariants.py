@@ -325,6 +325,7 @@ def test_i6_reader_sizes_never_decrease(make_server):
             assert notes.setdefault(cp.size, r.body) == r.body
             sizes.append(cp.size)
 
+    sizes.append(pinned.checkpoint().size)
     t = threading.Thread(target=poll)
     t.start()
     try:
@@ -332,7 +333,8 @@ def test_i6_reader_sizes_never_decrease(make_server):
     finally:
         stop.set()
         t.join()
-    assert sizes == sorted(sizes) and len(set(sizes)) > 1
+    sizes.append(pinned.checkpoint().size)
+    assert sizes == sorted(sizes) and sizes[0] == 0 and sizes[-1] == 80
 
 
 # -- I7: two processes, one database --------------------------------------------------
@@ -602,3 +604,21 @@ def test_empty_origin_setting_means_unset(make_server, tmp_path):
     server.stop()
     again = make_server(data_dir=data_dir, env={"TLOG_ORIGIN": ""})
     assert PinnedLog.of(again).checkpoint().origin == origin
+
+
+def test_key_written_but_log_not_yet_recorded(make_server, tmp_path):
+    """A crash after the first start wrote the key but before the database
+    recorded the log: the next start adopts that key (it never made a
+    checkpoint, so no other key can have signed anything)."""
+    data_dir = tmp_path / "log"
+    data_dir.mkdir()
+    key = ed25519.Ed25519PrivateKey.generate()
+    key_path = data_dir / "log-key.pem"
+    key_path.write_bytes(_pem_key(key))
+    key_path.chmod(0o600)
+    server = make_server(data_dir=data_dir)
+    pinned = PinnedLog.of(server)
+    assert pinned.public_key.public_bytes(serialization.Encoding.Raw,
+                                          serialization.PublicFormat.Raw) == \
+        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert pinned.submit(ecdsa_signer().entry())[0].status == 201

@@ -52,7 +52,8 @@ def test_proofs_from_verified_tiles(tree):
         wanted = tiles_to_fetch(size, nodes.addresses, [Tile(0, index // 256)])
         verified = verify_tiles(cp, {t: tile_data(levels, t) for t in wanted})
         assert nodes.read(verified) == nodes.read(levels)
-        assert verified.leaf_hashes(index, index + 1) == levels.levels[0][32 * index:32 * index + 32]
+        leaf = levels.levels[0][32 * index:32 * index + 32]
+        assert verified.leaf_hashes(index, index + 1) == leaf
     if size > 1:
         nodes = consistency_nodes(1, size)
         wanted = tiles_to_fetch(size, nodes.addresses)

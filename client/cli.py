@@ -104,6 +104,18 @@ def _parse_digest(text: str) -> tuple[str, bytes]:
     return algorithm, bytes.fromhex(hexdigest)
 
 
+def _leaf_only(pem: bytes) -> bytes:
+    """The first certificate of a PEM chain (what Sigstore verifiers expect
+    in a hashedrekord entry; intermediates belong in their trusted root)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise UsageError(f"--cert: not a PEM certificate chain: {exc}") from None
+    return certs[0].public_bytes(serialization.Encoding.PEM)
+
+
 def _signature_file(path: str) -> bytes:
     raw = _read(path, "signature")
     text = raw.strip()
@@ -208,6 +220,8 @@ async def cmd_upload(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -
         digest = _digest_of(ns.artifact, algorithm)
     kwargs: dict[str, Any] = {"digest": digest, "algorithm": algorithm}
     cert = _read(ns.cert, "certificate") if ns.cert else None
+    if cert is not None and not ns.full_chain:
+        cert = _leaf_only(cert)
     if ns.key:
         password = env.get(ns.password_env).encode() if ns.password_env and \
             env.get(ns.password_env) else None
@@ -451,7 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", choices=("sha256", "sha384", "sha512"), default="sha256")
     p.add_argument("--key", help="sign with this private key (PEM; ECDSA or RSA)")
     p.add_argument("--password-env", help="environment variable holding the key's password")
-    p.add_argument("--cert", help="certificate (chain, leaf first) of the signing key")
+    p.add_argument("--cert", help="certificate of the signing key (PEM; of a chain, leaf "
+                                  "first, only the leaf is logged)")
+    p.add_argument("--full-chain", action="store_true",
+                   help="log the whole --cert chain (Sigstore verifiers expect the leaf alone)")
     p.add_argument("--signature", help="an existing signature over the digest (raw or base64)")
     p.add_argument("--public-key", help="the public key of --signature (PEM)")
     p.add_argument("--bundle", help="write the Sigstore bundle (v0.3 JSON) here")

@@ -135,7 +135,7 @@ def test_certificate_identity_journey(cli: Cli, tmp_path):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     (tmp_path / "cert.pem").write_bytes(make_leaf(ca, key, "ci@example.com",
-                                                  "https://token.example"))
+                                                  "https://token.example") + ca.pem)
     artifact = tmp_path / "image.tar"
     artifact.write_bytes(b"container image")
     bundle = tmp_path / "image.json"
@@ -143,12 +143,18 @@ def test_certificate_identity_journey(cli: Cli, tmp_path):
              "--bundle", bundle, "--json")
     assert up.code == 0, up.stderr
     assert up.json["signer"]["emails"] == ["ci@example.com"]
+    body = cli("get", up.json["uuid"], "--body", "--json").json["body"]
+    logged = base64.b64decode(body["spec"]["signature"]["publicKey"]["content"])
+    assert logged.count(b"BEGIN CERTIFICATE") == 1  # of the chain, the leaf alone
+    full = cli("upload", artifact, "--key", tmp_path / "k.pem", "--cert", tmp_path / "cert.pem",
+               "--full-chain", "--json")
+    assert full.code == 0, full.stderr
     ident = ["--cert-identity", "ci@example.com", "--cert-oidc-issuer", "https://token.example",
              "--ca-roots", tmp_path / "roots.pem"]
     assert cli("verify", artifact, "--bundle", bundle, *ident).code == 0
     assert cli("verify", artifact, *ident).code == 0
     found = cli("search", "--email", "ci@example.com", "--json")
-    assert found.code == 0 and len(found.json["entries"]) == 1
+    assert found.code == 0 and len(found.json["entries"]) == 2  # leaf-only and full chain
     wrong = cli("verify", artifact, "--bundle", bundle, "--cert-identity", "x@example.com",
                 "--ca-roots", tmp_path / "roots.pem", "--json")
     assert wrong.code == 1 and wrong.json["binding"] == "identity"

@@ -453,7 +453,8 @@ def _signer_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tlog-client", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="tlog-client", description=__doc__.split("\n\n")[0]
+                                     .replace("``", ""),
                                      epilog="exit codes: 0 verified, 1 verification failed, "
                                             "2 usage or network error, 3 monitor match "
                                             "(--fail-on-match)")

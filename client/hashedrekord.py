@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .encoding import b64decode_std, b64encode_std, hex_decode_lower
-from .errors import FormatError
+from .errors import FormatError, SignatureError
 from .jsonstrict import MAX_SIZE, expect_object, expect_str, loads_strict
 from .keys import MAX_CHAIN, KeyMaterial, hash_algorithm, parse_key_material, verify_signature
 from .rekor import canonical_json
@@ -101,7 +101,10 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN) -> HashedRekord:
     spec = expect_object(top["spec"], "spec", required=("data", "signature"))
     algorithm, digest = _parse_data(spec["data"])
     signature, key = _parse_signature(spec["signature"], max_chain)
-    verify_signature(key, signature, digest, algorithm, prehashed=True)
+    try:
+        verify_signature(key, signature, digest, algorithm, prehashed=True)
+    except SignatureError as exc:
+        raise SignatureError(f"{_SIG}: {exc}") from None
     return HashedRekord(algorithm=algorithm, digest=digest, signature=signature, key=key)
 
 

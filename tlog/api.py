@@ -15,15 +15,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from tlog_client.checkpoint import Checkpoint
 from tlog_client.encoding import MAX_INT64, b64encode_std, parse_decimal
 from tlog_client.errors import FormatError, TlogError, VerificationError
 from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
-from tlog_client.proof import consistency_nodes, inclusion_nodes
+from tlog_client.compact import CompactRange
+from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
                                parse_entry_ref, set_payload, uuid_of)
-from tlog_client.tiles import EntryBundle, Tile, parse_tile_path, require_tile_in_tree
+from tlog_client.tiles import (EntryBundle, encode_entry_bundle, parse_tile_path,
+                               require_tile_in_tree)
 from tlog_client.verify import verify_inclusion
 
 from . import entrytypes, search
@@ -244,7 +245,6 @@ class LogApi:
             except FormatError as exc:
                 raise ApiError(404, f"tile is beyond the tree: {exc}") from None
             if isinstance(tile, EntryBundle):
-                from tlog_client.tiles import encode_entry_bundle
                 data = encode_entry_bundle(snap.bodies(tile.index * 256, tile.width))
             else:
                 data = snap.level_hashes(8 * tile.level, tile.index * 256, tile.width)
@@ -295,8 +295,6 @@ def _root_at(snap: ReadTxn, size: int) -> bytes:
     cp = snap.checkpoint(size)
     if cp is not None:
         return cp.root
-    from tlog_client.compact import CompactRange
-    from tlog_client.proof import right_edge
     return CompactRange.from_hashes(0, size, snap.read_hashes(right_edge(size))).root()
 
 

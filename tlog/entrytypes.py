@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tlog_client import dsse, hashedrekord, intoto002
-from tlog_client.errors import FormatError, SignatureError
+from tlog_client.errors import FormatError
 from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_object, expect_str, loads_strict
 
@@ -32,14 +32,7 @@ class Proposed:
 
 
 def _hashedrekord(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
-    try:
-        entry = hashedrekord.parse_proposed(obj, max_chain=config.max_chain)
-    except SignatureError as exc:
-        # A failed signature over the digest names no field; name it (a
-        # failed certificate chain link already names the key field).
-        if not str(exc).startswith("spec."):
-            raise SignatureError(f"spec.signature.content: {exc}") from None
-        raise
+    entry = hashedrekord.parse_proposed(obj, max_chain=config.max_chain)
     ids = entry.key.identities
     keys = [hash_key(entry.algorithm, entry.digest.hex()), key_key(entry.key.key_hash()),
             *(email_key(e) for e in ids.emails),

@@ -318,6 +318,14 @@ class ReadTxn:
             (node_id(level, start), node_id(level, start + count)))
         return b"".join(r[0] for r in rows)
 
+    def index_rows(self, start: int, end: int) -> dict[int, set[str]]:
+        """Search keys of entries ``start <= idx < end``, by index (for fsck)."""
+        rows: dict[int, set[str]] = {}
+        for key, idx in self._conn.execute(
+                "SELECT key, idx FROM search WHERE idx >= ? AND idx < ?", (start, end)):
+            rows.setdefault(idx, set()).add(key)
+        return rows
+
     def search(self, key: str, limit: int) -> list[int]:
         """Entry indexes whose index keys include ``key``, ascending."""
         return [r[0] for r in self._conn.execute(

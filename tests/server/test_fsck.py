@@ -4,6 +4,7 @@ with a report naming the fault; an undamaged log is clean (exit 0)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -156,7 +157,32 @@ def truncated_body(d, db):
     db.execute("UPDATE entries SET body = substr(body, 1, 10) WHERE idx = 0")
 
 
+def search_row_deleted(d, db):
+    db.execute("DELETE FROM search WHERE idx = 4 AND key LIKE 'hash:%'")
+
+
+def search_row_added(d, db):
+    db.execute("INSERT INTO search (key, idx) VALUES ('email:mallory@example.com', 6)")
+
+
+def body_signature_forged(d, db):
+    """A well-formed body whose signature no longer verifies, with a matching
+    leaf hash: only re-verifying the entry finds it."""
+    import base64
+    body = json.loads(_one(db, "SELECT body FROM entries WHERE idx = 2"))
+    sig = bytearray(base64.b64decode(body["spec"]["signature"]["content"]))
+    sig[-3] ^= 1
+    body["spec"]["signature"]["content"] = base64.b64encode(bytes(sig)).decode()
+    from tlog_client.rekor import canonical_json
+    raw = canonical_json(body)
+    db.execute("UPDATE entries SET body = ?, leaf_hash = ? WHERE idx = 2",
+               (raw, hashlib.sha256(b"\0" + raw).digest()))
+
+
 CASES = {
+    "search row deleted": (search_row_deleted, ["entry 4", "search rows", "missing"]),
+    "search row added": (search_row_added, ["entry 6", "extra", "mallory"]),
+    "body signature forged": (body_signature_forged, ["entry 2", "no longer verifies"]),
     "body flipped": (body_flipped, ["entry 5", "leaf hash"]),
     "leaf hash changed": (leaf_hash_changed, ["entry 3", "leaf hash"]),
     "inner node changed": (inner_node_changed, ["node (1, 2)"]),

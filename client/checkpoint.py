@@ -23,12 +23,11 @@ from .note import (
     DEFAULT_MAX_NOTE_SIZE,
     DEFAULT_MAX_SIGNATURES,
     Note,
-    NoteSigner,
-    NoteVerifier,
     check_note_text,
     open_note,
     sign_note,
 )
+from .notekeys import NoteSigner, NoteVerifier
 
 __all__ = [
     "Checkpoint",
@@ -125,7 +124,7 @@ def open_checkpoint(
     """Verify a signed checkpoint and check it is for the log ``origin``.
 
     ``verifiers`` should be the log's own keys (see
-    :func:`tlog_client.note.log_verifiers`); cosigner quorum is a separate
+    :func:`tlog_client.notekeys.log_verifiers`); cosigner quorum is a separate
     policy. Raises SignatureError subclasses (see :func:`open_note`),
     FormatError, or :class:`CheckpointOriginError`.
     """

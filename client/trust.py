@@ -22,7 +22,7 @@ from .bindings import CheckpointKeyError
 from .checkpoint import Checkpoint, CheckpointOriginError, open_checkpoint
 from .errors import FormatError, SignatureError
 from .keys import load_public_key, spki_der
-from .note import check_key_name, log_verifiers
+from .notekeys import check_key_name, log_verifiers
 
 LogPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tlog_client.checkpoint import Checkpoint, sign_checkpoint
 from tlog_client.errors import FormatError
-from tlog_client.note import LogPrivateKey, check_key_name, log_signers, log_verifiers
+from tlog_client.notekeys import LogPrivateKey, check_key_name, log_signers, log_verifiers
 from tlog_client.rekor import log_id, sign_set
 
 from .config import Config

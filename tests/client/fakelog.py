@@ -23,7 +23,7 @@ from tlog_client.compact import CompactRange
 from tlog_client.encoding import b64encode_std
 from tlog_client.hashedrekord import build_proposed, parse_proposed
 from tlog_client.hashing import EMPTY_ROOT
-from tlog_client.note import log_signers
+from tlog_client.notekeys import log_signers
 from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
 from tlog_client.rekor import EntryRef, InclusionProof, LogEntry, log_id, set_payload, sign_set
 from tlog_client.signing import public_pem, sign_digest

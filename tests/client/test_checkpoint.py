@@ -16,15 +16,8 @@ from tlog_client.checkpoint import (
     sign_checkpoint,
 )
 from tlog_client.errors import FormatError, SignatureError, VerificationError
-from tlog_client.note import (
-    ECDSAVerifier,
-    Ed25519Signer,
-    InvalidNoteSignatureError,
-    UnverifiedNoteError,
-    log_signers,
-    log_verifiers,
-    sign_note,
-)
+from tlog_client.note import InvalidNoteSignatureError, UnverifiedNoteError, sign_note
+from tlog_client.notekeys import ECDSAVerifier, Ed25519Signer, log_signers, log_verifiers
 
 ROOT_B64 = "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I="
 ROOT = base64.b64decode(ROOT_B64)

@@ -18,16 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tlog_client.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from tlog_client.errors import FormatError, SignatureError
-from tlog_client.note import (
+from tlog_client.note import append_signatures, open_note, sign_note
+from tlog_client.notekeys import (
     CosignatureSigner,
     Ed25519Signer,
-    append_signatures,
     log_signers,
     log_verifiers,
-    open_note,
     parse_signer_key,
     parse_verifier_key,
-    sign_note,
 )
 
 GOPATH = Path("/usr/share/gocode")

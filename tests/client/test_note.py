@@ -15,30 +15,32 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tlog_client.errors import FormatError, SignatureError
 from tlog_client.note import (
+    InvalidNoteSignatureError,
+    Note,
+    NoteSignature,
+    UnverifiedNoteError,
+    append_signatures,
+    format_note,
+    open_note,
+    sign_note,
+)
+from tlog_client.notekeys import (
     CosignatureSigner,
     CosignatureVerifier,
     ECDSASigner,
     ECDSAVerifier,
     Ed25519Signer,
     Ed25519Verifier,
-    InvalidNoteSignatureError,
-    Note,
-    NoteSignature,
     SPKIEd25519Signer,
     SPKIEd25519Verifier,
-    UnverifiedNoteError,
-    append_signatures,
     c2sp_key_id,
     check_key_name,
     cosignature_message,
-    format_note,
     generate_signer_key,
     log_signers,
     log_verifiers,
-    open_note,
     parse_signer_key,
     parse_verifier_key,
-    sign_note,
     spki_key_id,
 )
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiohttp import ClientSession, web
 
 from tlog_client.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from tlog_client.note import log_signers
+from tlog_client.notekeys import log_signers
 
 from ..serverproc import free_port
 

@@ -44,7 +44,7 @@ from tlog_client import bulk
 from tlog_client.checkpoint import Checkpoint, sign_checkpoint
 from tlog_client.compact import CompactRange
 from tlog_client.hashedrekord import build_proposed
-from tlog_client.note import Ed25519Verifier, log_signers
+from tlog_client.notekeys import Ed25519Verifier, log_signers
 from tlog_client.proof import consistency_nodes, inclusion_nodes
 from tlog_client.tiles import (
     EntryBundle,

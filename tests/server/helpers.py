@@ -37,7 +37,7 @@ from tlog_client.checkpoint import Checkpoint, open_checkpoint
 from tlog_client.encoding import b64decode_std
 from tlog_client.hashedrekord import build_proposed
 from tlog_client.hashing import leaf_hash
-from tlog_client.note import log_verifiers
+from tlog_client.notekeys import log_verifiers
 from tlog_client.rekor import (LogEntry, parse_log_entry, set_payload, verify_entry_uuid,
                                verify_set)
 from tlog_client.verify import verify_consistency, verify_inclusion

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tlog_client.checkpoint import Checkpoint, sign_checkpoint
-from tlog_client.note import log_signers
+from tlog_client.notekeys import log_signers
 
 from ..serverproc import ServerProcess
 from .helpers import PinnedLog, ecdsa_signer

@@ -21,6 +21,7 @@ CheckpointKeyError         checkpoint   not signed by the pinned log key
 CheckpointMismatchError    checkpoint   the proof's tree is not the checkpoint's
 SETError                   set          the SET or logID does not verify
 BundleMismatchError        bundle       bundle fields disagree with the entry
+AttestationError           attestation  the envelope is not the one the leaf binds
 ResponseMismatchError      response     the log answered about something else
 =========================  ===========  =======================================
 
@@ -33,6 +34,7 @@ from .errors import InclusionProofError, SignatureError, VerificationError
 
 __all__ = [
     "ArtifactMismatchError",
+    "AttestationError",
     "BindingError",
     "BundleMismatchError",
     "CertificateTrustError",
@@ -105,3 +107,10 @@ class BundleMismatchError(BindingError):
 
 class ResponseMismatchError(BindingError):
     binding = "response"
+
+
+class AttestationError(BindingError):
+    """The DSSE envelope (attestation) is missing, malformed, or not the one
+    whose hash the leaf records."""
+
+    binding = "attestation"

@@ -1,4 +1,4 @@
-"""Sigstore bundles (v0.3 JSON) for hashedrekord entries: write, read, verify offline.
+"""Sigstore bundles (v0.3 JSON) for hashedrekord and dsse entries: write, read, verify offline.
 
 A bundle (``application/vnd.dev.sigstore.bundle.v0.3+json``, the protobuf-specs
 ``dev.sigstore.bundle.v1.Bundle`` in proto3 JSON) carries everything needed to
@@ -17,6 +17,16 @@ verify a signed artifact with no network::
            "canonicalizedBody": <b64>}]},
      "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": <b64>},
                           "signature": <b64>}}
+
+A dsse 0.0.1 (or intoto 0.0.2) entry's bundle carries the envelope instead
+of ``messageSignature`` (kindVersion ``dsse``/``0.0.1``)::
+
+     "dsseEnvelope": {"payload": <b64>, "payloadType": <str>,
+                      "signatures": [{"sig": <b64>, "keyid": <str>}]}
+
+and verifies with :func:`~tlog_client.dsseverify.verify_dsse_entry` given that
+envelope (sigstore-python's ``Verifier.verify_dsse`` accepts one signed with a
+certificate: one signature, the leaf certificate as the only verifier).
 
 64-bit integers are strings and bytes standard base64, as proto3 JSON writes
 them; sigstore-python 4.x reads these bundles (a certificate-signed one
@@ -43,9 +53,11 @@ from cryptography.hazmat.primitives import serialization
 from .bindings import BundleMismatchError
 from .encoding import b64decode_std, b64encode_std, parse_decimal
 from .entryverify import Expectations, VerifiedEntry, verify_hashedrekord_entry
+from .dsse import Envelope, parse_envelope_obj
 from .errors import FormatError
 from .hashedrekord import API_VERSION, KIND
 from .hashing import HASH_SIZE
+from .keys import KeyMaterial
 from .jsonstrict import expect_int, expect_list, expect_object, expect_str, index_path, loads_strict
 from .rekor import EntryRef, InclusionProof, LogEntry, uuid_of
 from .trust import PinnedLog, VerifiedCheckpoint
@@ -65,35 +77,45 @@ _REKOR_ALG = {v: k for k, v in _PROTO_ALG.items()}
 class Bundle:
     """A parsed bundle. ``entry`` is the tlog entry as a LogEntry (its UUID
     computed from the body: bundles carry none); ``certificate`` the leaf
-    certificate, or None with ``public_key_hint`` for a bare key."""
+    certificate, or None with ``public_key_hint`` for a bare key. A message
+    bundle has ``signature`` (and ``digest``); a DSSE bundle ``envelope``."""
 
     media_type: str
-    signature: bytes
+    signature: bytes | None
     digest: tuple[str, bytes] | None
     certificate: x509.Certificate | None
     public_key_hint: str | None
     kind: str
     version: str
     entry: LogEntry
+    envelope: Envelope | None = None
 
 
 # -- writing ----------------------------------------------------------------------
 
+def _material(key: KeyMaterial) -> dict[str, Any]:
+    if key.leaf is not None:
+        return {"certificate": {"rawBytes": b64encode_std(
+            key.leaf.public_bytes(serialization.Encoding.DER))}}
+    return {"publicKey": {"hint": b64encode_std(bytes.fromhex(key.key_hash()))}}
+
+
 def bundle_json(verified: VerifiedEntry) -> dict[str, Any]:
-    """The bundle of a verified hashedrekord entry, as a JSON-ready dict."""
+    """The bundle of a verified hashedrekord entry, or of a verified dsse
+    (intoto) entry whose envelope was checked, as a JSON-ready dict. A DSSE
+    bundle names the first verifier (its certificate, else a key hint)."""
     record = verified.record
     entry = verified.entry
-    if record is None or verified.kind != KIND:
-        raise FormatError("entry", f"bundles are written for hashedrekord entries, not "
-                                   f"{verified.kind}")
+    att = verified.attestation
+    if (record is None or verified.kind != KIND) and att is None:
+        raise FormatError("entry", f"bundles are written for hashedrekord and dsse entries, "
+                                   f"not {verified.kind}")
+    if att is not None and att.envelope is None:
+        raise FormatError("entry", "a DSSE bundle needs the entry's verified envelope")
     proof = entry.inclusion_proof
     if proof is None or entry.set_signature is None:
         raise FormatError("entry", "a bundle needs the inclusion proof and the SET")
-    if record.key.leaf is not None:
-        material: dict[str, Any] = {"certificate": {"rawBytes": b64encode_std(
-            record.key.leaf.public_bytes(serialization.Encoding.DER))}}
-    else:
-        material = {"publicKey": {"hint": b64encode_std(bytes.fromhex(record.key.key_hash()))}}
+    material = _material(record.key if record is not None else att.verifiers[0])
     material["tlogEntries"] = [{
         "logIndex": str(entry.log_index),
         "logId": {"keyId": b64encode_std(bytes.fromhex(entry.log_id))},
@@ -109,6 +131,10 @@ def bundle_json(verified: VerifiedEntry) -> dict[str, Any]:
         },
         "canonicalizedBody": b64encode_std(entry.body),
     }]
+    if att is not None:
+        return {"mediaType": MEDIA_TYPE, "verificationMaterial": material,
+                "dsseEnvelope": att.envelope.to_json_obj()}
+    assert record is not None
     return {
         "mediaType": MEDIA_TYPE,
         "verificationMaterial": material,
@@ -128,7 +154,8 @@ def dumps_bundle(verified: VerifiedEntry) -> bytes:
 # -- reading ----------------------------------------------------------------------
 
 def parse_bundle(data: bytes) -> Bundle:
-    """Parse a v0.3 bundle with one hashedrekord tlog entry, strictly."""
+    """Parse a v0.3 bundle with one tlog entry and a message signature or a
+    DSSE envelope, strictly."""
     top = expect_object(loads_strict(data, max_size=MAX_BUNDLE_SIZE), "",
                         required=("mediaType", "verificationMaterial"),
                         optional=("messageSignature", "dsseEnvelope"))
@@ -136,10 +163,14 @@ def parse_bundle(data: bytes) -> Bundle:
     if media_type not in ACCEPTED_MEDIA_TYPES:
         raise FormatError("mediaType", f"unsupported bundle type {media_type!r:.80} "
                                        f"(expected {MEDIA_TYPE})")
-    if "dsseEnvelope" in top or "messageSignature" not in top:
-        raise FormatError("messageSignature", "only message-signature (hashedrekord) bundles "
-                                              "are supported")
-    signature, digest = _parse_message_signature(top["messageSignature"])
+    if ("dsseEnvelope" in top) == ("messageSignature" in top):
+        raise FormatError("messageSignature", "a bundle holds exactly one of messageSignature "
+                                              "or dsseEnvelope")
+    signature = digest = envelope = None
+    if "messageSignature" in top:
+        signature, digest = _parse_message_signature(top["messageSignature"])
+    else:
+        envelope = parse_envelope_obj(top["dsseEnvelope"], "dsseEnvelope")
     vm = expect_object(top["verificationMaterial"], "verificationMaterial",
                        required=("tlogEntries",),
                        optional=("certificate", "publicKey", "timestampVerificationData"))
@@ -154,7 +185,8 @@ def parse_bundle(data: bytes) -> Bundle:
     if len(entries) != 1:
         raise FormatError("verificationMaterial.tlogEntries", "expected exactly one entry")
     kind, version, entry = _parse_tlog_entry(entries[0], "verificationMaterial.tlogEntries[0]")
-    return Bundle(media_type, signature, digest, certificate, hint, kind, version, entry)
+    return Bundle(media_type, signature, digest, certificate, hint, kind, version, entry,
+                  envelope)
 
 
 def _b64(value: object, path: str, length: int | None = None) -> bytes:
@@ -247,9 +279,13 @@ def verify_bundle(bundle: Bundle, pinned: PinnedLog, expect: Expectations = Expe
                   *, trusted: VerifiedCheckpoint | None = None,
                   consistency_proof: Sequence[bytes] | None = None) -> VerifiedEntry:
     """Verify a bundle offline: every entry binding (see
-    :func:`~tlog_client.entryverify.verify_hashedrekord_entry`), then that the
-    bundle's signature, digest, certificate and kind are the entry's own.
-    Raises a BindingError subclass naming the failed binding."""
+    :func:`~tlog_client.entryverify.verify_hashedrekord_entry`, and for a
+    DSSE bundle :func:`~tlog_client.dsseverify.verify_dsse_entry` with the
+    bundle's envelope), then that the bundle's signature, digest,
+    certificate and kind are the entry's own. Raises a BindingError subclass
+    naming the failed binding."""
+    if bundle.envelope is not None:
+        return _verify_dsse_bundle(bundle, pinned, expect, trusted, consistency_proof)
     verified = verify_hashedrekord_entry(bundle.entry, pinned, expect, trusted=trusted,
                                          consistency_proof=consistency_proof)
     record = verified.record
@@ -269,6 +305,25 @@ def verify_bundle(bundle: Bundle, pinned: PinnedLog, expect: Expectations = Expe
     elif leaf is not None:
         raise BundleMismatchError("the logged entry is signed with a certificate; the bundle "
                                   "carries a bare public key")
+    return verified
+
+
+def _verify_dsse_bundle(bundle: Bundle, pinned: PinnedLog, expect: Expectations,
+                        trusted: VerifiedCheckpoint | None,
+                        consistency_proof: Sequence[bytes] | None) -> VerifiedEntry:
+    from .dsseverify import ATTESTATION_KINDS, verify_dsse_entry
+    if (bundle.kind, bundle.version) not in ATTESTATION_KINDS:
+        raise BundleMismatchError(f"a DSSE bundle's entry is dsse 0.0.1 or intoto 0.0.2, not "
+                                  f"{bundle.kind} {bundle.version}")
+    verified = verify_dsse_entry(bundle.entry, pinned, expect, envelope=bundle.envelope,
+                                 trusted=trusted, consistency_proof=consistency_proof)
+    if (verified.kind, verified.api_version) != (bundle.kind, bundle.version):
+        raise BundleMismatchError(f"bundle says {bundle.kind} {bundle.version}, the entry is "
+                                  f"{verified.kind} {verified.api_version}")
+    leaves = [k.leaf for k in verified.attestation.verifiers if k.leaf is not None]
+    if bundle.certificate is not None and bundle.certificate not in leaves:
+        raise BundleMismatchError("the bundle's certificate is not a verifier of the logged "
+                                  "entry")
     return verified
 
 

@@ -17,169 +17,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .audit import Progress, audit
+from .cliattest import add_parser as add_attest_parser
+from .cligate import cmd_verify_policy
 from .bundle import dumps_bundle, parse_bundle, trusted_root_tlog, verify_bundle
-from .client import ClientError, EntryNotFoundError, LogClient
-from .encoding import b64decode_std
-from .entryverify import Expectations, VerifiedEntry, load_ca_roots
+from .client import ClientError, EntryNotFoundError
+from .clicommon import (EXIT_ERROR, EXIT_FAILED, EXIT_MATCH, EXIT_OK, Config, UsageError,
+                        _client, _describe, _digest_of, _emit, _expectations, _leaf_only,
+                        _parse_digest, _read, _signature_file, load_config)
 from .errors import FormatError, TlogError, VerificationError
-from .keys import parse_key_material
-from .match import Watch, normalize_digest
+from .match import Watch
 from .monitor import Monitor
 from .signing import load_private_key
 from .state import StateConsistencyError, StateError, StateStore, check_consistency
 from .trust import PinnedLog
-
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_MATCH = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad flags or configuration (exit 2)."""
-
-
-@dataclass(frozen=True)
-class Config:
-    url: str
-    log_key: bytes
-    origin: str | None
-    state_path: Path | None
-    evidence_dir: Path
-    timeout: float
-    proof_source: str
-    json: bool
-
-
-def _default_state_dir(env: dict[str, str]) -> Path:
-    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "tlog-client"
-
-
-def load_config(ns: argparse.Namespace, env: dict[str, str]) -> Config:
-    key_file = ns.log_key or env.get("TLOG_LOG_KEY")
-    if not key_file:
-        raise UsageError("the log's public key is required: --log-key FILE or TLOG_LOG_KEY "
-                         "(obtain it out of band; it is never fetched from the log)")
-    try:
-        log_key = Path(key_file).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the log key {key_file}: {exc.strerror}") from None
-    state_dir = Path(ns.state_dir or env.get("TLOG_STATE_DIR") or _default_state_dir(env))
-    return Config(url=ns.url or env.get("TLOG_URL") or "http://localhost:3000",
-                  log_key=log_key, origin=ns.origin or env.get("TLOG_ORIGIN") or None,
-                  state_path=None if ns.no_state else state_dir / "state.json",
-                  evidence_dir=Path(ns.evidence_dir) if ns.evidence_dir else state_dir,
-                  timeout=ns.timeout, proof_source=ns.proof_source, json=ns.json)
-
-
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-
-
-def _digest_of(path: str, algorithm: str = "sha256") -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, algorithm).digest()
-    except OSError as exc:
-        raise UsageError(f"cannot read the artifact {path}: {exc.strerror}") from None
-
-
-def _parse_digest(text: str) -> tuple[str, bytes]:
-    try:
-        algorithm, hexdigest = normalize_digest(text).split(":")
-    except FormatError as exc:
-        raise UsageError(f"--digest: {exc.reason}") from None
-    return algorithm, bytes.fromhex(hexdigest)
-
-
-def _leaf_only(pem: bytes) -> bytes:
-    """The first certificate of a PEM chain (what Sigstore verifiers expect
-    in a hashedrekord entry; intermediates belong in their trusted root)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    try:
-        certs = x509.load_pem_x509_certificates(pem)
-    except ValueError as exc:
-        raise UsageError(f"--cert: not a PEM certificate chain: {exc}") from None
-    return certs[0].public_bytes(serialization.Encoding.PEM)
-
-
-def _signature_file(path: str) -> bytes:
-    raw = _read(path, "signature")
-    text = raw.strip()
-    try:
-        return b64decode_std(text.decode("ascii"), "signature")
-    except (UnicodeDecodeError, FormatError):
-        return raw  # raw DER / PKCS#1 bytes
-
-
-def _expectations(ns: argparse.Namespace, env: dict[str, str],
-                  digest: tuple[str, bytes] | None) -> Expectations:
-    identity, issuer = ns.cert_identity, ns.cert_oidc_issuer
-    if not (ns.key or identity or issuer or ns.any_signer):
-        raise UsageError("say who must have signed: --key PEM, or --cert-identity (with "
-                         "--cert-oidc-issuer and --ca-roots), or --any-signer")
-    roots: tuple = ()
-    ca_file = ns.ca_roots or env.get("TLOG_CA_ROOTS")
-    if identity or issuer:
-        if not ca_file:
-            raise UsageError("--cert-identity needs --ca-roots (or TLOG_CA_ROOTS): the CA "
-                             "certificates trusted to vouch for identities")
-        try:
-            roots = load_ca_roots(_read(ca_file, "CA roots"))
-        except FormatError as exc:
-            raise UsageError(str(exc)) from None
-    key = _read(ns.key, "expected key") if ns.key else None
-    if key is not None:
-        try:
-            parse_key_material(key, "--key")
-        except TlogError as exc:
-            raise UsageError(str(exc)) from None
-    return Expectations(digest=digest, key=key, identity=identity, issuer=issuer, ca_roots=roots)
-
-
-# -- output ---------------------------------------------------------------------
-
-def _emit(cfg: Config, obj: Any, human: str) -> None:
-    if cfg.json:
-        print(json.dumps(obj, indent=2, sort_keys=True))
-    else:
-        print(human)
-
-
-def _describe(v: VerifiedEntry, online: bool = True) -> str:
-    lines = [f"entry {v.log_index}  uuid {v.uuid}", f"  kind        {v.kind} {v.api_version}",
-             f"  logged      {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(v.integrated_time))}"
-             " (signed by the log)"]
-    if v.record is not None:
-        ids = v.record.key.identities
-        lines.append(f"  artifact    {v.record.artifact_hash}")
-        lines.append(f"  signer key  sha256:{v.record.key.key_hash()}")
-        names = [*ids.emails, *ids.uris, *ids.other_names]
-        if names:
-            lines.append(f"  identity    {', '.join(names)} (issuer {ids.issuer})")
-    lines.append(f"  checkpoint  {v.checkpoint.origin} size {v.checkpoint.size} "
-                 f"root {v.checkpoint.root_hash.hex()}")
-    if v.consistent_with is not None:
-        state = f"consistent with trusted size {v.consistent_with}"
-    elif online:
-        state = "no earlier trusted checkpoint (this one is now trusted)"
-    else:
-        state = "not compared with a trusted state"
-    lines.append(f"  verified    leaf, signature, inclusion, checkpoint (pinned key), SET; {state}")
-    return "\n".join(lines)
 
 
 def _progress_printer(enabled: bool):
@@ -204,11 +63,6 @@ def _progress_printer(enabled: bool):
 
 
 # -- commands -------------------------------------------------------------------
-
-def _client(cfg: Config) -> LogClient:
-    return LogClient(cfg.url, cfg.log_key, cfg.state_path, origin=cfg.origin,
-                     proof_source=cfg.proof_source, timeout=cfg.timeout)
-
 
 async def cmd_upload(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -> int:
     if (ns.artifact is None) == (ns.digest is None):
@@ -283,8 +137,14 @@ async def cmd_search(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -
 
 
 async def cmd_verify(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -> int:
+    if ns.policy:
+        return await cmd_verify_policy(cfg, ns, env)
+    if ns.at or ns.verbose:
+        raise UsageError("--at and --verbose go with --policy")
+    if ns.bundle and len(ns.bundle) > 1:
+        raise UsageError("one --bundle (several go with --policy)")
     if ns.bundle:
-        bundle = parse_bundle(_read(ns.bundle, "bundle"))
+        bundle = parse_bundle(_read(ns.bundle[0], "bundle"))
         algorithm = bundle.digest[0] if bundle.digest else "sha256"
         if ns.artifact is None and ns.digest is None:
             raise UsageError("give the ARTIFACT (or --digest) the bundle is for")
@@ -490,15 +350,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", choices=("and", "or"))
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("verify", help="verify an artifact: offline with --bundle, else online")
+    p = sub.add_parser("verify", help="verify an artifact: offline with --bundle, else online; "
+                                      "--policy: the release gate")
     p.add_argument("artifact", nargs="?")
     p.add_argument("--digest", help="the artifact's digest instead of the file")
     p.add_argument("--algorithm", choices=("sha256", "sha384", "sha512"), default="sha256")
-    p.add_argument("--bundle", help="Sigstore bundle: verify offline, no network")
+    p.add_argument("--bundle", action="append",
+                   help="Sigstore bundle: verify offline, no network (with --policy: "
+                        "repeatable, the bundles are the only evidence)")
     p.add_argument("--entry", help="online: verify this entry (index, UUID or EntryID) "
                                    "instead of searching by digest")
+    g = p.add_argument_group("release gate")
+    g.add_argument("--policy", help="policy file (JSON, or YAML with PyYAML): find every entry "
+                                    "for the artifact, verify each, evaluate; exit 0 only if "
+                                    "the policy holds")
+    g.add_argument("--at", help="evaluate the policy's maxAge as of this time (Unix seconds "
+                                "or ISO 8601; default now)")
+    g.add_argument("--verbose", action="store_true", help="also describe every entry")
     _signer_flags(p)
     p.set_defaults(func=cmd_verify)
+
+    add_attest_parser(sub)
 
     p = sub.add_parser("loginfo", help="verify the log's tree head and advance the trusted state")
     p.set_defaults(func=cmd_loginfo)

@@ -22,7 +22,6 @@ subclasses naming the binding that failed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -34,15 +33,14 @@ from .bindings import CheckpointMismatchError, ResponseMismatchError
 from .encoding import b64encode_std, hex_decode_lower, parse_decimal
 from .entryverify import Expectations, VerifiedEntry, verify_entry
 from .errors import FormatError
-from .hashedrekord import build_proposed, parse_proposed
 from .hashing import HASH_SIZE
 from .transport import (MAX_RESPONSE, ClientError, EntryNotFoundError, HttpTransport, LogAPIError,
                    LogUnavailableError)
 from .jsonstrict import expect_list, expect_object, expect_str, loads_strict
 from .match import Watch, entry_facts, normalize_digest
 from .proof import consistency_nodes, inclusion_nodes
-from .rekor import LogEntry, parse_entry_ref, parse_log_entry, uuid_of
-from .signing import load_private_key, public_pem, sign_digest
+from .rekor import LogEntry, parse_entry_ref, parse_log_entry
+from .submit import Submitter
 from .state import StateError, StateStore, check_consistency, proof_sizes
 from .tiles import EntryBundle, Tile, tile_path, tile_width
 from .tileverify import VerifiedTiles, tiles_to_fetch, verify_entry_bundle, verify_tiles
@@ -97,17 +95,7 @@ class ConsistencyResult:
                 "hashes": [h.hex() for h in self.hashes], "source": self.source}
 
 
-def _read_file(path: str | os.PathLike[str]) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _file_digest(path: str | os.PathLike[str], algorithm: str) -> bytes:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).digest()
-
-
-class LogClient:
+class LogClient(Submitter):
     """Async client of one log, pinned to its key.
 
     ``log_key``: the log's public key (PEM bytes/str or key object).
@@ -433,71 +421,6 @@ class LogClient:
                                             "search it does not match")
         return sorted(hits, key=lambda v: v.log_index)
 
-    async def submit_hashedrekord(self, artifact: bytes | str | os.PathLike[str] | None = None,
-                                  *, digest: bytes | None = None, algorithm: str = "sha256",
-                                  signature: bytes | None = None,
-                                  public_key: bytes | None = None,
-                                  private_key: bytes | str | os.PathLike[str] | Any = None,
-                                  password: bytes | None = None) -> VerifiedEntry:
-        """Log a signed artifact digest and return the verified entry.
-
-        The artifact is bytes or a file path (or give its raw ``digest``);
-        sign it here with ``private_key`` (a PEM file path, PEM bytes or a key
-        object; ECDSA or RSA)
-        or give ``signature`` and ``public_key`` (PEM key or certificate
-        chain, leaf first). The proposal is verified locally before it is
-        sent; the answer must be exactly this entry, verified in full. An
-        entry already logged is fetched and verified (``created=False``)."""
-        if artifact is not None:
-            if isinstance(artifact, (bytes, bytearray)):
-                digest = hashlib.new(algorithm, artifact).digest()
-            else:
-                digest = await asyncio.to_thread(_file_digest, artifact, algorithm)
-        if digest is None:
-            raise FormatError("artifact", "give the artifact or its digest")
-        if private_key is not None:
-            if isinstance(private_key, os.PathLike) or (
-                    isinstance(private_key, str) and "-----BEGIN" not in private_key):
-                private_key = await asyncio.to_thread(_read_file, private_key)
-            if isinstance(private_key, str):
-                private_key = private_key.encode("ascii", "replace")
-            key = (load_private_key(private_key, password)
-                   if isinstance(private_key, bytes) else private_key)
-            if public_key is not None and public_pem(key) != _public_pem_of(public_key):
-                raise FormatError("public key", "the certificate or key is not the private "
-                                                "key's public half")
-            signature = sign_digest(key, algorithm, digest)
-            public_key = public_key or public_pem(key)
-        if signature is None or public_key is None:
-            raise FormatError("signature", "give a signature and a public key or certificate, "
-                                           "or a private key to sign with")
-        proposed = build_proposed(algorithm, digest, signature, public_key)
-        body = parse_proposed(proposed).canonical_body()
-        status, headers, payload = await self._request("POST", f"{API}/log/entries",
-                                                       body=proposed, ok=(201, 409))
-        if status == 201:
-            entry = parse_log_entry(loads_strict(payload, max_size=MAX_RESPONSE))
-        else:
-            location = headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
-            if location.lower()[-64:] != uuid_of(body):
-                raise ResponseMismatchError(f"the log says the entry is a duplicate of "
-                                            f"{location!r:.90}, which is another entry")
-            entry = parse_log_entry(await self._get_json(f"{API}/log/entries/{uuid_of(body)}"))
-        if entry.body != body:
-            raise ResponseMismatchError("the log answered with another entry than the one "
-                                        "submitted")
-        verified = await self._verify_and_accept(
-            entry, Expectations(digest=(algorithm, digest), key=public_key))
-        return replace(verified, created=status == 201)
-
-
-def _public_pem_of(pem: bytes) -> bytes:
-    from .keys import parse_key_material
-    material = parse_key_material(pem, "public key")
-    from cryptography.hazmat.primitives import serialization
-    return material.public_key.public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-
 
 class SyncLogClient:
     """Synchronous facade of :class:`LogClient` (same arguments and
@@ -546,6 +469,9 @@ class SyncLogClient:
 
     def submit_hashedrekord(self, *args: Any, **kwargs: Any) -> VerifiedEntry:
         return self._run(self.client.submit_hashedrekord(*args, **kwargs))
+
+    def submit_dsse(self, *args: Any, **kwargs: Any) -> VerifiedEntry:
+        return self._run(self.client.submit_dsse(*args, **kwargs))
 
     def inclusion_proof(self, index: int, **kwargs: Any) -> InclusionResult:
         return self._run(self.client.inclusion_proof(index, **kwargs))

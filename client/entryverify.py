@@ -30,6 +30,7 @@ import datetime
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -109,7 +110,11 @@ class Expectations:
 @dataclass(frozen=True)
 class VerifiedEntry:
     """An entry that passed the recipe. ``record`` is the parsed hashedrekord
-    (None for another kind); ``integrated_time`` is covered by the verified
+    (None for another kind); ``attestation`` the parsed dsse / intoto entry
+    (:class:`~tlog_client.dsse.DsseEntry` or
+    :class:`~tlog_client.intoto002.IntotoEntry`, with its verified envelope
+    and in-toto statement when the envelope was checked: see
+    :mod:`tlog_client.dsseverify`); ``integrated_time`` is covered by the verified
     SET; ``consistent_with`` is the trusted checkpoint size it was checked
     against (None when no trusted state was given); ``created`` says, after
     a submission, whether the log added it (False: it was already logged)."""
@@ -121,6 +126,8 @@ class VerifiedEntry:
     record: HashedRekord | None = None
     consistent_with: int | None = None
     created: bool | None = None
+    attestation: Any = None
+    envelope_hash_checked: bool | None = None
 
     @property
     def log_index(self) -> int:
@@ -153,6 +160,10 @@ class VerifiedEntry:
                              "certificate": bool(self.record.key.certificates),
                              "emails": list(ids.emails), "uris": list(ids.uris),
                              "otherNames": list(ids.other_names), "issuer": ids.issuer}
+        if self.attestation is not None:
+            from .dsseverify import attestation_json
+            out["attestation"] = attestation_json(self.attestation)
+            out["attestation"]["envelopeHashChecked"] = self.envelope_hash_checked
         return out
 
 
@@ -334,14 +345,20 @@ def verify_entry(entry: LogEntry, pinned: PinnedLog, expect: Expectations = Expe
                  *, trusted: VerifiedCheckpoint | None = None,
                  consistency_proof: Sequence[bytes] | None = None) -> VerifiedEntry:
     """Verify an entry of any kind: the full hashedrekord recipe for
-    hashedrekord entries; for other kinds, the log bindings (leaf, inclusion,
-    checkpoint, SET), and then no artifact, key or identity may be expected
-    (this client cannot check them for that kind)."""
+    hashedrekord entries, the attestation recipe of
+    :mod:`tlog_client.dsseverify` for dsse 0.0.1 and intoto 0.0.2 entries;
+    for other kinds, the log bindings (leaf, inclusion, checkpoint, SET), and
+    then no artifact, key or identity may be expected (this client cannot
+    check them for that kind)."""
     check_leaf(entry)
     kind, version = entry_kind(entry.body)
     if kind == HASHEDREKORD:
         return verify_hashedrekord_entry(entry, pinned, expect, trusted=trusted,
                                          consistency_proof=consistency_proof)
+    from .dsseverify import ATTESTATION_KINDS, verify_dsse_entry
+    if (kind, version) in ATTESTATION_KINDS:
+        return verify_dsse_entry(entry, pinned, expect, trusted=trusted,
+                                 consistency_proof=consistency_proof)
     if expect != Expectations():
         raise EntryBodyError(f"cannot check an artifact, key or identity of a {kind} entry")
     checkpoint = verify_log_entry(entry, pinned)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from .errors import FormatError
@@ -20,14 +20,20 @@ __all__ = ["PrivateKey", "load_private_key", "public_pem", "sign_digest"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
-def load_private_key(pem: bytes, password: bytes | None = None) -> PrivateKey:
-    """An ECDSA or RSA private key from PEM (PKCS#8, SEC1 or PKCS#1)."""
+def load_private_key(pem: bytes, password: bytes | None = None, *,
+                     allow_ed25519: bool = False) -> PrivateKey:
+    """An ECDSA or RSA private key from PEM (PKCS#8, SEC1 or PKCS#1); with
+    ``allow_ed25519`` also Ed25519 (DSSE signs the raw PAE message, which
+    Ed25519 can)."""
     try:
         key = serialization.load_pem_private_key(pem, password=password)
     except TypeError as exc:
         raise FormatError("private key", f"password: {exc}") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise FormatError("private key", f"not a PEM private key: {exc}") from None
+    if allow_ed25519 and isinstance(key, ed25519.Ed25519PrivateKey):
+        parse_key_material(public_pem(key), "private key")  # type: ignore[arg-type]
+        return key  # type: ignore[return-value]
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise FormatError("private key", f"{type(key).__name__} cannot sign a digest for "
                                          "hashedrekord; use an ECDSA or RSA key")

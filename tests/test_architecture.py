@@ -17,7 +17,9 @@ PURE = {"errors", "encoding", "hashing", "bulk", "proof", "verify", "compact", "
         "notekeys", "checkpoint", "tiles", "jsonstrict", "keys", "rekor", "hashedrekord",
         "dsse", "intoto", "intoto002",
         # the client's verification recipes (issue 4): pure too
-        "trust", "bindings", "entryverify", "bundle", "tileverify", "match", "signing"}
+        "trust", "bindings", "entryverify", "bundle", "tileverify", "match", "signing",
+        # attestations (issue 5): the DSSE recipe and the release policy
+        "dsseverify", "policy"}
 IO_MODULES = {"asyncio", "aiohttp", "sqlite3", "sqlite_utils", "socket", "urllib", "http",
               "subprocess", "threading", "requests", "shutil", "tempfile"}
 MERKLE_NAMES = {"leaf_hash", "node_hash", "verify_inclusion", "verify_consistency",

@@ -170,11 +170,18 @@ def test_inconsistent_with_trusted_state(world):
 
 def test_other_kinds_get_the_log_bindings_only(world):
     log, key, _, pinned = world
-    index = log.add(b'{"apiVersion":"0.0.1","kind":"dsse","spec":{}}')
+    index = log.add(b'{"apiVersion":"0.0.1","kind":"cose","spec":{}}')
     v = verify_entry(log.entry(index), pinned)
-    assert v.kind == "dsse" and v.record is None
+    assert v.kind == "cose" and v.record is None
     with pytest.raises(bindings.EntryBodyError):
         verify_entry(log.entry(index), pinned, Expectations(artifact=ARTIFACT))
+
+
+def test_a_malformed_dsse_body_is_refused(world):
+    log, key, _, pinned = world
+    index = log.add(b'{"apiVersion":"0.0.1","kind":"dsse","spec":{}}')
+    with pytest.raises(bindings.EntryBodyError, match="spec.signatures"):
+        verify_entry(log.entry(index), pinned)
 
 
 # -- identities ------------------------------------------------------------------------

@@ -48,8 +48,9 @@
 /* Release the GIL only for work worth more than a GIL round trip (a waiting
  * thread may hold it for up to the switch interval). */
 #define NOGIL_MIN_BYTES (64 * 1024)
-/* Entries gathered (with the GIL) per hashing round (without it). */
-#define CHUNK_ITEMS 4096
+/* Entries gathered (with the GIL) per hashing round (without it); small
+ * enough for a round's entries to stay in the L2 cache until released. */
+#define CHUNK_ITEMS 1024
 #define CHUNK_BYTES (8 * 1024 * 1024)
 
 static SHA256_CTX iv_ctx; /* a freshly initialised context; copied, never written */
@@ -285,21 +286,24 @@ root_of_level(PyObject *module, PyObject *arg)
 }
 
 /* One round of leaf hashing: entries whose bytes are held while the GIL is
- * released. bytes objects are read in place (immutable, and kept alive by the
- * private container); other bytes-like objects through a buffer view. */
+ * released. A bytes object is read in place (immutable) and kept alive by a
+ * reference; any other bytes-like object through a buffer view. */
 typedef struct {
     const unsigned char *ptr[CHUNK_ITEMS];
     size_t len[CHUNK_ITEMS];
+    PyObject *refs[CHUNK_ITEMS];
     Py_buffer views[CHUNK_ITEMS];
-    Py_ssize_t nviews;
+    Py_ssize_t nrefs, nviews;
 } chunk;
 
 static void
 chunk_release(chunk *ch)
 {
+    for (Py_ssize_t i = 0; i < ch->nrefs; i++)
+        Py_DECREF(ch->refs[i]);
     for (Py_ssize_t i = 0; i < ch->nviews; i++)
         PyBuffer_Release(&ch->views[i]);
-    ch->nviews = 0;
+    ch->nrefs = ch->nviews = 0;
 }
 
 static void
@@ -312,17 +316,23 @@ hash_chunk(const chunk *ch, Py_ssize_t count, unsigned char *dst)
 PyDoc_STRVAR(leaf_hashes_doc,
 "leaf_hashes(entries) -> bytes\n\n"
 "Leaf hashes SHA-256(0x00 || entry) of an iterable of bytes-like entries,\n"
-"concatenated in order (32 bytes each).");
+"concatenated in order (32 bytes each). A list must not change size during\n"
+"the call (RuntimeError).");
 
 static PyObject *
 leaf_hashes(PyObject *module, PyObject *arg)
 {
-    /* A container nobody else can change while the GIL is released: a tuple
-     * as it is, anything else copied into a new list (pointers only). */
+    /* A list or tuple is read as it is, chunk by chunk, each chunk's items
+     * held by a reference or view while the GIL is released (another thread
+     * may change a list meanwhile). Any other iterable is first copied into a
+     * private list. Not copying a caller's list saves touching every entry
+     * object twice more (measured 5 % of the hashing time at 10^6 entries). */
     PyObject *seq;
-    if (PyTuple_CheckExact(arg)) {
+    int shared_list = 0;
+    if (PyTuple_CheckExact(arg) || PyList_CheckExact(arg)) {
         Py_INCREF(arg);
         seq = arg;
+        shared_list = PyList_CheckExact(arg);
     }
     else {
         seq = PySequence_List(arg);
@@ -330,7 +340,6 @@ leaf_hashes(PyObject *module, PyObject *arg)
             return NULL;
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
     PyObject *result = NULL;
     chunk *ch = NULL;
 
@@ -339,9 +348,7 @@ leaf_hashes(PyObject *module, PyObject *arg)
         goto done;
     }
     result = PyBytes_FromStringAndSize(NULL, n * HASH);
-    if (result == NULL)
-        goto done;
-    if (n == 0)
+    if (result == NULL || n == 0)
         goto done;
     ch = PyMem_Malloc(sizeof *ch);
     if (ch == NULL) {
@@ -349,16 +356,26 @@ leaf_hashes(PyObject *module, PyObject *arg)
         Py_CLEAR(result);
         goto done;
     }
-    ch->nviews = 0;
+    ch->nrefs = ch->nviews = 0;
     unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
 
     Py_ssize_t i = 0;
     while (i < n) {
+        if (PySequence_Fast_GET_SIZE(seq) != n) {
+            PyErr_SetString(PyExc_RuntimeError, "list changed size during leaf_hashes");
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyObject **items = PySequence_Fast_ITEMS(seq); /* a list may move */
         Py_ssize_t count = 0;
         size_t bytes = 0;
         while (i + count < n && count < CHUNK_ITEMS && bytes < CHUNK_BYTES) {
             PyObject *item = items[i + count];
             if (PyBytes_Check(item)) {
+                if (shared_list) {
+                    Py_INCREF(item);
+                    ch->refs[ch->nrefs++] = item;
+                }
                 ch->ptr[count] = (const unsigned char *)PyBytes_AS_STRING(item);
                 ch->len[count] = (size_t)PyBytes_GET_SIZE(item);
             }
@@ -379,6 +396,15 @@ leaf_hashes(PyObject *module, PyObject *arg)
                 ch->nviews++;
                 ch->ptr[count] = v->buf;
                 ch->len[count] = (size_t)v->len;
+                /* An exporter may run code that changes the list. */
+                if (PySequence_Fast_GET_SIZE(seq) != n) {
+                    PyErr_SetString(PyExc_RuntimeError,
+                                    "list changed size during leaf_hashes");
+                    chunk_release(ch);
+                    Py_CLEAR(result);
+                    goto done;
+                }
+                items = PySequence_Fast_ITEMS(seq);
             }
             bytes += ch->len[count];
             count++;

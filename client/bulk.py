@@ -3,8 +3,8 @@
 One small interface, three functions over *levels*: a level is ``bytes`` holding
 consecutive 32-byte hashes (contiguous, so a compiled backend can walk it
 without creating Python objects). A compiled accelerator may replace
-:func:`leaf_hashes` and :func:`parent_level`; everything else is built on them
-and must give identical results (SPEC §8).
+:func:`leaf_hashes`, :func:`parent_level` and the loop of :func:`root_of_level`;
+everything else is built on them and must give identical results (SPEC §8).
 """
 
 from __future__ import annotations

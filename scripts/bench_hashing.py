@@ -172,6 +172,38 @@ def root_blocks(entries: list[bytes]) -> int:
     return leaves + 2 * max(0, len(entries) - 1)
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    try:
+        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields), idle
+
+
+QUIET = {"max_busy": 0.10, "max_wait_s": 30.0, "waited_s": 0.0, "gave_up": 0}
+
+
+def wait_until_quiet() -> None:
+    """On a shared machine, start a timed run only once the other processes
+    leave the CPUs idle (busy < 10 % over 0.25 s), waiting at most 30 s."""
+    deadline = time.monotonic() + QUIET["max_wait_s"]
+    start = time.monotonic()
+    while True:
+        a = _cpu_jiffies()
+        time.sleep(0.25)
+        b = _cpu_jiffies()
+        if a is None or b is None or b[0] == a[0]:
+            return
+        busy = 1 - (b[1] - a[1]) / (b[0] - a[0])
+        if busy < QUIET["max_busy"]:
+            break
+        if time.monotonic() > deadline:
+            QUIET["gave_up"] += 1
+            break
+    QUIET["waited_s"] += time.monotonic() - start
+
+
 def measure(impls: list[tuple[str, Callable, object]], repeat: int, check) -> dict:
     """Time each implementation ``repeat`` times, round-robin (so that a noisy
     neighbour affects all alike); ``check`` validates every result."""
@@ -179,6 +211,7 @@ def measure(impls: list[tuple[str, Callable, object]], repeat: int, check) -> di
     for r in range(repeat):
         for name, fn, arg in impls:
             gc.collect()
+            wait_until_quiet()
             t = time.perf_counter()
             out = fn(arg)
             elapsed = time.perf_counter() - t
@@ -323,15 +356,22 @@ def report(roots: dict, parent: dict, block_ns: float, repeat: int, machine: dic
         r6 = roots[str(10**6)]
         c6, h6 = r6[TLOG_C]["median_s"], r6[HASHLIB]["median_s"]
         ratio = c6 / h6
+        c6min, h6min = r6[TLOG_C]["min_s"], r6[HASHLIB]["min_s"]
         targets.append({"target": "root of 10^6 leaves ≤ 0.35 × hashlib loop",
                         "measured": f"{ratio:.3f} × ({fmt_ms(c6)} ms vs {fmt_ms(h6)} ms)",
-                        "met": ratio <= 0.35})
+                        "met": ratio <= 0.35,
+                        "best_runs": f"{c6min / h6min:.3f} × ({fmt_ms(c6min)} ms vs "
+                                     f"{fmt_ms(h6min)} ms)"})
         if PM_BEST in r6:
             pm = r6[PM_BEST]["median_s"]
+            pmmin = min(v["min_s"] for k, v in r6.items()
+                        if k.startswith("pymerkle") and v.get("rfc6962"))
             targets.append({"target": "root of 10^6 leaves ≥ 15 × faster than pymerkle's best",
                             "measured": f"{pm / c6:.1f} × ({fmt_ms(pm)} ms, "
                                         f"{r6[PM_BEST]['config']})",
-                            "met": pm / c6 >= 15})
+                            "met": pm / c6 >= 15,
+                            "best_runs": f"{pmmin / c6min:.1f} × ({fmt_ms(pmmin)} ms vs "
+                                         f"{fmt_ms(c6min)} ms)"})
         floor6 = r6[FLOOR]["median_s"]
         notes.append(
             f"The C backend computes the root of 10^6 entries in {fmt_ms(c6)} ms, "
@@ -351,9 +391,11 @@ def report(roots: dict, parent: dict, block_ns: float, repeat: int, machine: dic
             "(SQLite inserts of every entry and hash, or one Python object per node).")
     if _bulk:
         cp, hp = parent[TLOG_C]["median_s"], parent[HASHLIB]["median_s"]
+        cpm, hpm = parent[TLOG_C]["min_s"], parent[HASHLIB]["min_s"]
         targets.append({"target": "parent level of 2^20 hashes ≤ 0.25 × hashlib loop",
                         "measured": f"{cp / hp:.3f} × ({fmt_ms(cp)} ms vs {fmt_ms(hp)} ms)",
-                        "met": cp / hp <= 0.25})
+                        "met": cp / hp <= 0.25,
+                        "best_runs": f"{cpm / hpm:.3f} × ({fmt_ms(cpm)} ms vs {fmt_ms(hpm)} ms)"})
     else:
         notes.append("The C backend was not built on this machine: its rows are missing.")
 
@@ -409,8 +451,9 @@ def report(roots: dict, parent: dict, block_ns: float, repeat: int, machine: dic
         "level operation: its `MerkleHasher.hash_pair` per pair) as a list of 2^20 `bytes`.",
         f"Each measurement is repeated {repeat} times at 10^6 entries ({2 * repeat} at 10^5 "
         f"and for the parent level, {3 * repeat} at 10^4), round-robin over the implementations "
-        "so that background load affects all alike; the tables give medians (the JSON has "
-        "every sample). `gc.collect()` runs before each timed call; the collector stays "
+        "so that background load affects all alike, each run starting once the CPUs have been "
+        "idle (< 10 % busy over 0.25 s; at most 30 s wait) since this machine is shared; the "
+        "tables give medians, and the minimum for 10^6 entries (the JSON has every sample). `gc.collect()` runs before each timed call; the collector stays "
         "enabled during it, as in real use. The *SHA-256 floor* is the number of SHA-256 "
         "block compressions the tree needs times OpenSSL's best time per block when hashing "
         f"one 16 MiB message through hashlib ({block_ns:.1f} ns per 64-byte block here).",
@@ -455,7 +498,8 @@ def print_tables(result: dict) -> None:
             print("  ".join(str("–" if v is None else v).ljust(w) for v, w in zip(row, widths)))
     print()
     for t in result["targets"]:
-        print(f"target: {t['target']}: {t['measured']} -> {'met' if t['met'] else 'MISSED'}")
+        print(f"target: {t['target']}: {t['measured']} -> {'met' if t['met'] else 'MISSED'}"
+              f" (best runs: {t.get('best_runs', '-')})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     roots = bench_roots(sizes, repeat, block_ns)
     parent = bench_parent_level(repeat, block_ns)
     machine["load_average_at_end"] = load_average()
+    machine["waits_for_idle_cpus"] = (f"{QUIET['waited_s']:.0f} s in all; gave up "
+                                      f"{QUIET['gave_up']} times after {QUIET['max_wait_s']:.0f} s")
     result = report(roots, parent, block_ns, repeat, machine)
     print_tables(result)
     if not (args.quick or args.no_write):

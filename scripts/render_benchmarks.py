@@ -16,7 +16,8 @@ so that every file has the same shape:
       "command": "scripts/bench_hashing.py",
       "machine": {...},                    # machine_info(): CPU, cores, versions
       "method": ["paragraph", ...],        # how it was measured (markdown)
-      "targets": [{"target": "...", "measured": "...", "met": true}],
+      "targets": [{"target": "...", "measured": "...", "met": true,
+                   "best_runs": "..."}],          # best_runs optional
       "tables": [{"title": "...", "columns": ["...", ...],
                   "rows": [["cell", ...], ...], "notes": ["..."]}],
       "plots": [{"file": "hashing-root.png", "title": "...", "kind": "line" | "bar",
@@ -223,8 +224,13 @@ def generic_section(result: dict, bench_dir: Path, md_dir: Path) -> list[str]:
             out += [para, ""]
     if result.get("targets"):
         out += ["**Targets.**", ""]
-        out += table(["target", "measured", "met"],
-                     [[t["target"], t["measured"], t["met"]] for t in result["targets"]])
+        cols = ["target", "measured (medians)", "met"]
+        extra = any("best_runs" in t for t in result["targets"])
+        if extra:
+            cols.append("best runs (minimums)")
+        out += table(cols, [[t["target"], t["measured"], t["met"]]
+                            + ([t.get("best_runs")] if extra else [])
+                            for t in result["targets"]])
         out.append("")
     for tab in result.get("tables", []):
         if tab.get("title"):

@@ -87,11 +87,11 @@ def _from_bundles(cfg: Config, paths: list[str], digest: tuple[str, bytes]
 
 
 def _render(report: PolicyReport, name: str, policy_path: str, good: list[VerifiedEntry],
-            rejected: list[dict[str, Any]], verbose: bool) -> str:
+            rejected: list[dict[str, Any]], verbose: bool, source: str) -> str:
     verdict = "HOLDS" if report.holds else "DOES NOT HOLD"
     lines = [f"policy {policy_path} for {name} ({report.artifact}): {verdict}",
              f"  {len(good)} verified entr{'y' if len(good) == 1 else 'ies'}"
-             + (f", {len(rejected)} rejected" if rejected else "")]
+             + (f", {len(rejected)} rejected" if rejected else "") + f" ({source})"]
     for r in rejected:
         lines.append(f"  rejected {r['entry']}: [{r['binding']}] {r['error']}")
     for rule in report.rules:
@@ -129,6 +129,8 @@ async def cmd_verify_policy(cfg: Config, ns: argparse.Namespace, env: dict[str, 
     out = {"ok": report.holds, "mode": "bundle" if ns.bundle else "online",
            "policy": ns.policy, **report.to_json(),
            "entries": [v.to_json() for v in good], "rejected": rejected}
+    source = (f"from {len(ns.bundle)} bundle(s), offline" if ns.bundle else
+              "found in the log by the artifact's digest")
     _emit(cfg, out, _render(report, ns.artifact or ns.digest, ns.policy, good, rejected,
-                            ns.verbose))
+                            ns.verbose, source))
     return EXIT_OK if report.holds else EXIT_FAILED

@@ -8,6 +8,11 @@ the binding that failed); 2 usage, configuration or network error; 3 (monitor
 contradicting signed checkpoints and the proof) is saved as a JSON file in
 the evidence directory and its path printed.
 
+Commands: upload (hashedrekord), attest (an in-toto statement in a DSSE
+envelope: :mod:`tlog_client.cliattest`), get, search, verify (one signer; with
+``--policy FILE`` the release gate: :mod:`tlog_client.cligate`, exit 0 only
+when the policy holds), loginfo, consistency, monitor, audit, sigstore-tlog.
+
 Configuration: flags, else environment: ``TLOG_URL`` (default
 http://localhost:3000), ``TLOG_LOG_KEY``, ``TLOG_ORIGIN``, ``TLOG_STATE_DIR``
 (default ``$XDG_STATE_HOME/tlog-client``), ``TLOG_CA_ROOTS``.

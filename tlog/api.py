@@ -32,7 +32,7 @@ from .config import Config
 from .identity import LogIdentity
 from .metrics import Metrics
 from .sequencer import PoolFullError, Sequencer, SequencerHaltedError
-from .storage import NewEntry, ReadTxn, Storage, StoredCheckpoint, StoredEntry
+from .storage import NewEntry, ReadTxn, Storage, StorageError, StoredCheckpoint, StoredEntry
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,11 @@ class LogApi:
         except SequencerHaltedError as exc:
             raise ApiError(503, f"the log is not accepting entries: {exc}",
                            {"Retry-After": "30"}) from None
+        except StorageError:
+            # The batch was rolled back (disk full, I/O error): not logged.
+            raise ApiError(503, "the log could not store the entry (storage failure); "
+                                "it is not logged: try again later",
+                           {"Retry-After": "5"}) from None
         if done.duplicate:
             raise self._conflict(entry.leaf_hash)
         self.metrics.observe_submission(time.perf_counter() - started)

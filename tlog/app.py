@@ -19,6 +19,7 @@ from .api import LogApi, add_routes, make_error_middleware
 from .config import Config
 from .identity import load_or_create
 from .metrics import Metrics
+from .published import PublishedRecord
 from .sequencer import Sequencer
 from .storage import Storage
 
@@ -45,11 +46,22 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
     """Open (or create) the log described by ``config`` and build its app."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     storage = Storage.open(config.db_path)
-    identity = load_or_create(config, storage)
+    published = PublishedRecord(config.data_dir)
+    try:
+        # Before anything is created or signed: a database behind (or not
+        # consistent with) the last published checkpoint is refused.
+        with storage.snapshot() as snap:
+            published.check(snap, storage.get_meta().get("origin"))
+        identity = load_or_create(config, storage)
+    except BaseException:
+        storage.close()
+        raise
     sequencer = Sequencer(storage, identity.sign_checkpoint, clock,
                           batch_size=config.batch_size, pool_size=config.pool_size,
-                          batch_delay_ms=config.batch_delay_ms)
+                          batch_delay_ms=config.batch_delay_ms,
+                          on_publish=lambda cp: published.publish(identity.origin, cp))
     head = await sequencer.start()
+    published.publish(identity.origin, head)
     metrics = Metrics()
     app = web.Application(client_max_size=config.max_body,
                           middlewares=[make_error_middleware(metrics)])

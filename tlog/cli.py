@@ -14,19 +14,22 @@ from pathlib import Path
 from . import config as config_mod
 from .fsck import check
 from .identity import IdentityError, load_or_create
-from .storage import Storage
+from .published import PublishedRecord, RollbackError
+from .storage import Storage, StorageError
 
 
 def _serve(ns: argparse.Namespace) -> int:
     from .app import serve
     cfg = config_mod.from_namespace(ns)
     from .sequencer import SequencerHaltedError
-    from .storage import StorageError
     try:
         asyncio.run(serve(cfg))
     except IdentityError as exc:
         print(f"tlog: {exc}", file=sys.stderr)
         return 2
+    except RollbackError as exc:
+        print(f"tlog: {exc}", file=sys.stderr)
+        return 4
     except (SequencerHaltedError, StorageError) as exc:
         print(f"tlog: refusing to start: {exc}; run `tlog fsck --data-dir "
               f"{cfg.data_dir}` for a full report", file=sys.stderr)
@@ -49,6 +52,10 @@ def _fsck(ns: argparse.Namespace) -> int:
         identity = load_or_create(cfg, storage, create=False)
         with storage.snapshot() as snap:
             report = check(snap, identity, cfg)
+            try:  # the database against the last published checkpoint
+                PublishedRecord(data_dir).check(snap, identity.origin)
+            except (RollbackError, StorageError) as exc:
+                report.fault(f"published checkpoint: {exc}")
     except IdentityError as exc:
         print(f"tlog fsck: {exc}", file=sys.stderr)
         return 2

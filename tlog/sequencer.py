@@ -66,9 +66,13 @@ class Sequencer:
 
     def __init__(self, storage: Storage, sign: CheckpointSigner, clock: Callable[[], float],
                  *, batch_size: int = 256, pool_size: int = 4096,
-                 batch_delay_ms: int = 0) -> None:
+                 batch_delay_ms: int = 0,
+                 on_publish: Callable[[StoredCheckpoint], None] | None = None) -> None:
         self._storage = storage
         self._sign = sign
+        # Called in the writer thread after each commit that made a new
+        # checkpoint, before anyone is acknowledged (the published record).
+        self._on_publish = on_publish
         self._clock = clock
         self._batch_size = batch_size
         self._batch_delay = batch_delay_ms / 1000
@@ -215,6 +219,8 @@ class Sequencer:
             results = [self._result(txn, head, entry, index, dup, now)
                        for entry, (index, dup) in zip(entries, placed)]
         self._head, self._edge = head, cr.hashes
+        if head is not prev and self._on_publish is not None:
+            self._on_publish(head)  # raising: committed, but nobody is acknowledged
         return results
 
     def _new_checkpoint(self, txn, prev: StoredCheckpoint, cr: CompactRange,

@@ -25,10 +25,20 @@ compared-and-swapped inside that transaction (I7), so a second process on the
 same file cannot fork the log. Readers use read-only connections, one per
 thread, each read in one transaction so that a proof, its size, root and
 checkpoint come from one snapshot (I8).
+
+Failures: any SQLite error inside a write transaction (disk full, I/O error,
+at an INSERT or at COMMIT) rolls the whole batch back and is raised as
+:class:`WriteFailedError`, so the sequencer acknowledges nothing and signs
+nothing it did not commit. Test-only fault seam: if the environment variable
+``TLOG_TEST_COMMIT_FAULT`` names a file and that file exists when a batch is
+about to COMMIT, the commit fails as SQLite would (``full``: "database or
+disk is full"; anything else: "disk I/O error"). Tests create and delete the
+file to fail and heal a running server; unset, it costs nothing.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -52,6 +62,25 @@ class StorageError(Exception):
 
 class HeadMovedError(StorageError):
     """Compare-and-swap failed: another writer changed the head (I7)."""
+
+
+class WriteFailedError(StorageError):
+    """A write transaction failed in SQLite (disk full, I/O error) and was
+    rolled back: nothing of it is stored."""
+
+
+FAULT_ENV = "TLOG_TEST_COMMIT_FAULT"
+
+
+def _injected_commit_fault(path: str | None) -> None:
+    """The test-only fault seam (see the module docstring)."""
+    if path and os.path.exists(path):
+        try:
+            kind = Path(path).read_text().strip()
+        except OSError:
+            kind = ""
+        raise sqlite3.OperationalError("database or disk is full (injected)" if kind == "full"
+                                       else "disk I/O error (injected)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +174,7 @@ class Storage:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._fault_path = os.environ.get(FAULT_ENV)
 
     @classmethod
     def open(cls, path: str | Path) -> "Storage":
@@ -216,10 +246,14 @@ class Storage:
             yield txn
             # The commit point of a batch: after this returns the WAL is
             # fsynced (synchronous=FULL) and the batch survives a crash.
+            _injected_commit_fault(self._fault_path)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise WriteFailedError(f"write transaction failed and was rolled back: "
+                                       f"{exc}") from exc
             raise
 
     # -- reading ------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""The record of the last published checkpoint, kept apart from the database.
+
+A database restored from an older backup (or swapped for another copy of the
+log) looks perfectly healthy on its own: its entries, nodes and checkpoints
+agree with each other. What it cannot show is that the log already published
+a bigger tree; a server started on it would sign a second, different
+checkpoint for sizes it has already signed: a fork. So after every publish
+(each committed batch, before any waiter is acknowledged) the sequencer
+writes the new head to ``published-checkpoint`` in the data directory,
+durably (temporary file, fsync, rename, directory fsync: one file per batch,
+not per entry), and at start the database must hold that tree:
+
+- its head is at least the recorded size, and
+- the root at the recorded size, recomputed from the stored nodes, is the
+  recorded root, and the stored head is consistent with it (a proof read
+  from the stored nodes verifies).
+
+Otherwise the server refuses to start (:class:`RollbackError`), naming both
+sizes. The record only moves forward: two processes on one database (SPEC
+I7) update it under an ``flock`` and never replace a bigger size.
+
+The record is a small JSON object: ``{"origin", "size", "root" (hex),
+"note"}`` (the signed checkpoint, kept as evidence). A missing record is
+accepted (a log from before this record existed, or a new log) and written
+at once; an unreadable one is refused, never silently replaced.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlog_client.compact import CompactRange
+from tlog_client.encoding import MAX_INT64, hex_decode_lower
+from tlog_client.errors import TlogError
+from tlog_client.jsonstrict import expect_int, expect_object, expect_str, loads_strict
+from tlog_client.proof import consistency_nodes, right_edge
+from tlog_client.verify import verify_consistency
+
+from .storage import ReadTxn, StorageError, StoredCheckpoint
+
+FILE_NAME = "published-checkpoint"
+MAX_RECORD = 64 * 1024
+
+
+class RollbackError(Exception):
+    """The database is behind, or not consistent with, the last checkpoint
+    this log published: it was restored from an older backup or belongs to
+    another copy of the log. Starting would fork the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedHead:
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+def _parse(data: bytes, path: Path) -> PublishedHead:
+    try:
+        obj = expect_object(loads_strict(data, max_size=MAX_RECORD), "record",
+                            required=("origin", "size", "root", "note"))
+        return PublishedHead(expect_str(obj["origin"], "origin"),
+                             expect_int(obj["size"], "size", maximum=MAX_INT64),
+                             hex_decode_lower(obj["root"], "root", length=32),
+                             expect_str(obj["note"], "note"))
+    except (TlogError, ValueError) as exc:
+        raise RollbackError(f"{path} is unreadable ({exc}); it records the last checkpoint "
+                            "this log published, so the server cannot tell whether the "
+                            "database is current. Restore it from a backup or see "
+                            "docs/runbook.md") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PublishedRecord:
+    """``published-checkpoint`` in ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / FILE_NAME
+        self._lock_path = Path(data_dir) / (FILE_NAME + ".lock")
+        self._mutex = threading.Lock()
+        self._written = -1  # largest size this process recorded
+
+    def read(self) -> PublishedHead | None:
+        """The recorded head, None if there is no record; RollbackError if
+        the record exists but cannot be read."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RollbackError(f"{self.path} cannot be read: {exc}") from None
+        return _parse(data, self.path)
+
+    def check(self, snap: ReadTxn, origin: str | None) -> PublishedHead | None:
+        """Refuse (RollbackError) a database that does not hold the recorded
+        tree; StorageError if its own stored tree is damaged (missing or
+        changed nodes: ``tlog fsck`` says which). ``origin``: the log's
+        origin if the database has one."""
+        record = self.read()
+        if record is None:
+            return None
+        where = f"the last checkpoint this log published (size {record.size}, recorded in " \
+                f"{self.path})"
+        if origin is not None and record.origin != origin:
+            raise RollbackError(f"the database is the log {origin!r} but {where} is of "
+                                f"the log {record.origin!r}; refusing to start")
+        head = snap.head()
+        size = head.size if head else 0
+        if head is None or size < record.size:
+            raise RollbackError(
+                f"the database holds a tree of size {size if head else 'none'}, behind "
+                f"{where}: it was restored from an older backup or is another copy. "
+                "Serving it would sign a second, different checkpoint for sizes already "
+                "published (a fork); refusing to start. Restore a copy at least as new, "
+                "see docs/runbook.md")
+        signed = snap.checkpoint(record.size)
+        if signed is not None and signed.root != record.root:
+            raise RollbackError(
+                f"the database signed root {signed.root.hex()} at size {record.size}, not "
+                f"the root {record.root.hex()} of {where}: it is another history (a fork); "
+                "refusing to start")
+        try:
+            edge = snap.read_hashes(right_edge(record.size))
+            root = CompactRange.from_hashes(0, record.size, edge).root()
+            if root != record.root:
+                if signed is not None:  # the database's own nodes disagree with it
+                    raise StorageError(f"the stored tree at size {record.size} does not match "
+                                       "its checkpoint (damaged storage)")
+                raise RollbackError(
+                    f"the database's tree at size {record.size} has root {root.hex()}, not "
+                    f"the root {record.root.hex()} of {where}: it is another history "
+                    "(a fork); refusing to start")
+            if 0 < record.size < head.size:
+                proof = consistency_nodes(record.size, head.size).read(snap)
+                verify_consistency(record.size, head.size, record.root, head.root, proof)
+        except StorageError:
+            raise  # damaged storage: the caller says to run fsck
+        except TlogError as exc:
+            raise RollbackError(f"the database's head (size {head.size}) is not consistent "
+                                f"with {where}: {exc}; refusing to start") from None
+        return record
+
+    def publish(self, origin: str, head: StoredCheckpoint) -> None:
+        """Record ``head`` durably unless a record at least as big exists
+        (called after each commit, before acknowledging; writer thread)."""
+        with self._mutex:
+            if head.size <= self._written:
+                return
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current = self.read()
+                if current is None or current.size < head.size:
+                    self._write(PublishedHead(origin, head.size, head.root,
+                                              head.note.decode()))
+            finally:
+                os.close(fd)  # releases the flock
+            self._written = head.size
+
+    def _write(self, record: PublishedHead) -> None:
+        data = json.dumps({"origin": record.origin, "size": record.size,
+                           "root": record.root.hex(), "note": record.note},
+                          indent=1).encode() + b"\n"
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)

@@ -31,6 +31,7 @@ from . import entrytypes, search
 from .config import Config
 from .identity import LogIdentity
 from .metrics import Metrics
+from .ratelimit import WriteRateLimiter
 from .sequencer import PoolFullError, Sequencer, SequencerHaltedError
 from .storage import NewEntry, ReadTxn, Storage, StorageError, StoredCheckpoint, StoredEntry
 
@@ -54,7 +55,7 @@ class ApiError(Exception):
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):
     response = web.json_response({"code": status, "message": message}, status=status,
                                  headers=headers)
-    if status in (408, 413):
+    if status in (408, 413, 429):
         # The body was not (fully) read: do not reuse the connection.
         response.force_close()
     return response
@@ -73,10 +74,12 @@ class LogApi:
         self.metrics = metrics
         self.clock = clock
         self.log_id = identity.log_id
+        self.write_limiter = WriteRateLimiter(config.write_rate, config.write_burst)
 
     # -- entries -----------------------------------------------------------------
 
     async def create_entry(self, request: web.Request) -> web.Response:
+        self._check_write_rate(request)
         proposed = entrytypes.parse_proposed(await self._json_body(request), self.config)
         entry = NewEntry(proposed.leaf_hash, proposed.body, proposed.kind,
                          proposed.index_keys, proposed.attestation)
@@ -109,6 +112,14 @@ class LogApi:
         uuid = uuid_of(entry.body)
         return web.json_response(log_entry.to_json(), status=201, headers={
             "Location": f"{API}/log/entries/{uuid}", "ETag": f'"{uuid}"'})
+
+    def _check_write_rate(self, request: web.Request) -> None:
+        wait = self.write_limiter.take(request.remote)
+        if wait is not None:
+            raise ApiError(429, f"too many entries from this client: the limit is "
+                                f"{self.config.write_rate:g} per second (bursts of "
+                                f"{self.config.write_burst}); retry after {wait} s",
+                           {"Retry-After": str(wait)})
 
     def _conflict(self, leaf_hash: bytes) -> ApiError:
         uuid = leaf_hash.hex()

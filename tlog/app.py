@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import LogApi, add_routes, make_error_middleware
 from .config import Config
+from .connguard import ConnectionGuard
 from .identity import load_or_create
 from .metrics import Metrics
 from .published import PublishedRecord
@@ -42,6 +43,19 @@ class _ClientProtocolErrors(logging.Filter):
         return True
 
 
+def _guard_middleware(guard: ConnectionGuard):
+    """Tell the slow-client guard when each request starts and ends."""
+    @web.middleware
+    async def guarded(request: web.Request, handler) -> web.StreamResponse:
+        transport = request.transport
+        guard.request_started(transport)
+        try:
+            return await handler(request)
+        finally:
+            guard.request_finished(transport)
+    return guarded
+
+
 async def build_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
     """Open (or create) the log described by ``config`` and build its app."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,11 +77,13 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
     head = await sequencer.start()
     published.publish(identity.origin, head)
     metrics = Metrics()
+    guard = ConnectionGuard(config.header_timeout_s)
     app = web.Application(client_max_size=config.max_body,
-                          middlewares=[make_error_middleware(metrics)])
+                          middlewares=[_guard_middleware(guard), make_error_middleware(metrics)])
     api = LogApi(config, storage, identity, sequencer, metrics, clock)
     add_routes(app, api)
     app["api"] = api
+    app["connection_guard"] = guard
 
     async def shutdown(app: web.Application) -> None:
         await sequencer.stop()
@@ -87,16 +103,21 @@ async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
     # refused (415, SPEC §6), so the parser must never decode one: no
     # decompression bombs, no decoder errors before the handler can answer.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
-                           max_line_size=8190, max_field_size=8190, auto_decompress=False)
+                           max_line_size=8190, max_field_size=8190,
+                           max_headers=config.max_headers, auto_decompress=False)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
-    await site.start()
+    loop = asyncio.get_running_loop()
+    # Not web.TCPSite: every connection's protocol is wrapped by the
+    # slow-client guard (a header timeout aiohttp does not have).
+    guard: ConnectionGuard = app["connection_guard"]
+    server = await loop.create_server(guard.wrap(runner.server), config.host, config.port,
+                                      backlog=1024)
     api: LogApi = app["api"]
     print(f"tlog: serving {api.identity.origin} on http://{config.host}:{config.port} "
           f"(tree size {api.sequencer.head.size}, data in {config.data_dir})", flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    server.close()  # stop accepting; then finish and close the open connections
     await runner.cleanup()

@@ -34,6 +34,10 @@ class Config:
     max_retrieve: int = 10  # items per retrieve/search request
     max_search_results: int = 10_000
     read_timeout_s: float = 30.0  # a request body must arrive within this (else 408)
+    header_timeout_s: float = 20.0  # request line and headers within this, else closed
+    max_headers: int = 100  # header lines per request (400 above)
+    write_rate: float = 0.0  # sustained writes per second per client address; 0: unlimited
+    write_burst: int = 20  # writes a client may make at once before write_rate applies
 
     @property
     def db_path(self) -> Path:
@@ -61,6 +65,12 @@ _HELP = {
     "max_retrieve": "most items in one retrieve or search request",
     "max_search_results": "most UUIDs returned by one search",
     "read_timeout_s": "seconds a client has to send a request body (408 after)",
+    "header_timeout_s": "seconds a connection has to send a request's line and headers, from "
+                        "connecting or from the previous response (then it is closed)",
+    "max_headers": "most header lines in one request",
+    "write_rate": "entries per second each client address may submit, sustained (token "
+                  "bucket; 429 with Retry-After above; 0: no limit)",
+    "write_burst": "entries a client address may submit at once before --write-rate applies",
 }
 
 
@@ -86,16 +96,21 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     values["port"] = int(values["port"])
     for name in ("batch_size", "pool_size", "max_body", "max_leaf", "max_attestation",
                  "max_json_depth",
-                 "max_chain", "max_retrieve", "max_search_results"):
+                 "max_chain", "max_retrieve", "max_search_results", "max_headers",
+                 "write_burst"):
         values[name] = int(values[name])
         if values[name] < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
     if values["max_leaf"] > 65535:
         raise SystemExit("--max-leaf must be at most 65535 (tile entry bundles, SPEC §3.3)")
     values["batch_delay_ms"] = int(values["batch_delay_ms"])
-    values["read_timeout_s"] = float(values["read_timeout_s"])
-    if not values["read_timeout_s"] > 0:
-        raise SystemExit("--read-timeout-s must be positive")
+    for name in ("read_timeout_s", "header_timeout_s"):
+        values[name] = float(values[name])
+        if not values[name] > 0 or values[name] == float("inf"):
+            raise SystemExit(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    values["write_rate"] = float(values["write_rate"])
+    if not 0 <= values["write_rate"] < float("inf"):
+        raise SystemExit("--write-rate must be 0 (no limit) or a positive rate")
     return Config(**values)
 
 

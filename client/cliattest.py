@@ -19,9 +19,10 @@ from . import intoto
 from .bundle import dumps_bundle
 from .clicommon import (EXIT_OK, Config, UsageError, _client, _describe, _digest_of, _emit,
                         _leaf_only, _read)
-from .errors import FormatError
+from .errors import FormatError, TlogError
 from .jsonstrict import loads_strict
-from .signing import load_private_key
+from .keys import parse_key_material
+from .signing import load_private_key, public_pem
 
 __all__ = ["add_parser", "cmd_attest"]
 
@@ -83,9 +84,17 @@ async def cmd_attest(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -
         except FormatError as exc:
             raise UsageError(f"--key {path}: {exc.reason}") from None
     verifiers = []
+    signing = {parse_key_material(public_pem(k), "--key").key_hash() for k in keys}
     for path in ns.cert:
         pem = _read(path, "certificate")
-        verifiers.append(pem if ns.full_chain else _leaf_only(pem))
+        pem = pem if ns.full_chain else _leaf_only(pem)
+        try:
+            cert_key = parse_key_material(pem, "--cert").key_hash()
+        except TlogError as exc:
+            raise UsageError(f"--cert {path}: {exc}") from None
+        if cert_key not in signing:
+            raise UsageError(f"--cert {path} is not the certificate of a --key")
+        verifiers.append(pem)
     async with _client(cfg) as client:
         verified = await client.submit_dsse(statement, private_keys=keys, verifiers=verifiers)
     out = verified.to_json()

@@ -194,5 +194,11 @@ class Submitter:
                                            "the envelope")
         proposed = dsse.build_proposed(envelope, pems)
         parsed = dsse.parse_proposed(proposed)
+        used = {k.key_hash() for k in parsed.verifiers}
+        for key_hash in sorted(covered):
+            if key_hash not in used:
+                raise FormatError("verifiers", f"verifier {key_hash[:16]}… verifies no "
+                                               "signature of the envelope (a certificate of "
+                                               "another key?)")
         return await self._submit(proposed, parsed.canonical_body(), Expectations(),
                                   attestation=parsed.envelope_bytes)

@@ -19,7 +19,9 @@ import pytest
 from tlog_client.client import SyncLogClient
 from tlog_client.dsseverify import verify_dsse_entry
 from tlog_client.entryverify import Expectations
+from tlog_client.errors import FormatError
 
+from ..client.fakelog import make_ca, make_leaf
 from ..client.attestation_samples import (GITHUB_BUILDER, REPO, cyclonedx_sbom, ed25519_key,
                                           slsa_v1_github)
 from .conftest import Cli, Log, make_signer
@@ -165,6 +167,12 @@ def test_gate_usage_errors_exit_2(release: Release, tmp_path):
     other.write_text(json.dumps(slsa_v1_github([("x", "ab" * 32)])))
     res = release.cli("attest", app, "--statement", other, "--key", release.ci.key_path)
     assert res.code == 2 and "is not a subject of the statement" in res.stderr
+    ca = make_ca()
+    cert = tmp_path / "attacker.crt"
+    cert.write_bytes(make_leaf(ca, release.attacker.key))  # not the CI key's certificate
+    res = release.cli("attest", app, "--predicate-type", "https://example.com/test/v1",
+                      "--key", release.ci.key_path, "--cert", cert)
+    assert res.code == 2 and "is not the certificate of a --key" in res.stderr, res.stderr
 
 
 def test_library_submit_dsse(log: Log, tmp_path):
@@ -183,3 +191,7 @@ def test_library_submit_dsse(log: Log, tmp_path):
         assert [h.uuid for h in hits] == [first.uuid]
         verify_dsse_entry(hits[0].entry, client.pinned, Expectations(
             digest=("sha256", bytes.fromhex("cd" * 32)), key=key.spki_pem))
+        # a verifier that is not the signing key's is refused before anything is sent
+        with pytest.raises(FormatError, match="verifies no signature"):
+            client.submit_dsse(statement, private_keys=[key.private],
+                               verifiers=[ed25519_key().spki_pem])

@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Soak (issue 7, SPEC §9): a real ``tlog serve`` under 10 minutes of mixed
+load, with its memory and the latencies sampled every few seconds.
+
+The load is open-loop (each kind of request is started at its own fixed
+rate, whatever the server does; a kind with too many requests in flight
+skips, and the skips are counted): writes (hashedrekord and DSSE entries),
+reads (entries by index and UUID, retrieve, search, log info, checkpoint),
+consistency proofs, tiles and entry bundles, and bad requests (malformed
+JSON, bad signatures, non-canonical integers, unknown routes and tiles,
+duplicates, wrong media type, too many items, too large) that must get
+their one expected 4xx. Every response is checked: any other status, any
+5xx, any transport error counts as an error.
+
+Every ``--sample-s`` seconds: the server's resident memory (VmRSS of the
+process), its open file descriptors and threads, the tree size, and per kind
+the request count and latency percentiles. After the run: the RSS after
+warm-up against the RSS at the end (and the least-squares slope after
+warm-up), the server log checked for tracebacks, ``tlog fsck``. Writes
+docs/bench/soak.json and docs/bench/soak.png.
+
+    .venv/bin/python scripts/soak.py [--minutes 10] [--warmup-minutes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.client.attestation_samples import ecdsa_key, payload  # noqa: E402
+from tests.server.helpers import ecdsa_signer, rsa_signer, unique_data  # noqa: E402
+from tests.serverproc import ServerProcess  # noqa: E402
+from tlog_client import dsse, intoto  # noqa: E402
+from tlog_client.tiles import entries_path, tile_path, tile_at  # noqa: E402
+
+API = "/api/v1"
+# requests per second by kind (open loop)
+RATES = {"write": 30, "read": 60, "search": 10, "proof": 15, "tile": 20, "bad": 15}
+MAX_IN_FLIGHT = 64  # per kind; above it a due request is skipped (and counted)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def proc_stats(pid: int) -> dict:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+            "threads": int(fields["Threads"]),
+            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+class Load:
+    def __init__(self, url: str, rng: random.Random) -> None:
+        self.url = url
+        self.rng = rng
+        self.signers = [ecdsa_signer(), ecdsa_signer(), rsa_signer()]
+        self.key = ecdsa_key()
+        self.size = 0
+        self.uuids: list[str] = []
+        self.logged: list[dict] = []  # some proposed entries already logged (for 409s)
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.statuses: dict[str, Counter] = defaultdict(Counter)
+        self.errors: list[str] = []
+        self.skipped: Counter = Counter()
+        self.in_flight: Counter = Counter()
+        self.session: aiohttp.ClientSession | None = None
+
+    # -- requests of each kind: (method, path, json or raw body, headers, expected) ----
+
+    def write(self):
+        if self.rng.random() < 0.1:
+            statement = {"_type": "https://in-toto.io/Statement/v1",
+                         "subject": [{"name": "soak", "digest": {
+                             "sha256": unique_data().hex()[:64].ljust(64, "0")}}],
+                         "predicateType": "https://example.com/soak", "predicate": {}}
+            env = dsse.sign_envelope(intoto.PAYLOAD_TYPE, payload(statement), [self.key.private])
+            proposed = dsse.build_proposed(env, [self.key.pem])
+        else:
+            proposed = self.rng.choice(self.signers).entry()
+        return "POST", f"{API}/log/entries", proposed, None, {201}
+
+    def read(self):
+        if not self.size:
+            return "GET", f"{API}/log", None, None, {200}
+        i = self.rng.randrange(self.size)
+        choice = self.rng.random()
+        if choice < 0.4:
+            return "GET", f"{API}/log/entries?logIndex={i}", None, None, {200}
+        if choice < 0.6 and self.uuids:
+            return ("GET", f"{API}/log/entries/{self.rng.choice(self.uuids)}", None, None,
+                    {200})
+        if choice < 0.75:
+            idx = [self.rng.randrange(self.size) for _ in range(self.rng.randint(1, 10))]
+            return "POST", f"{API}/log/entries/retrieve", {"logIndexes": idx}, None, {200}
+        if choice < 0.9:
+            return "GET", "/checkpoint", None, None, {200}
+        return "GET", f"{API}/log", None, None, {200}
+
+    def search(self):
+        signer = self.rng.choice(self.signers)
+        if self.rng.random() < 0.5:
+            query = {"hash": "sha256:" + os.urandom(32).hex()}
+        else:
+            query = {"publicKey": {"format": "x509",
+                                   "content": signer.entry()["spec"]["signature"]["publicKey"][
+                                       "content"]}}
+        return "POST", f"{API}/index/retrieve", query, None, {200}
+
+    def proof(self):
+        if self.size < 2:
+            return "GET", f"{API}/log", None, None, {200}
+        last = self.rng.randint(2, self.size)
+        first = self.rng.randint(1, last)
+        return "GET", f"{API}/log/proof?firstSize={first}&lastSize={last}", None, None, {200}
+
+    def tile(self):
+        if not self.size:
+            return "GET", "/checkpoint", None, None, {200}
+        n = self.rng.randrange((self.size + 255) // 256)
+        if self.rng.random() < 0.5:
+            width = min(256, self.size - 256 * n)
+            return "GET", "/" + entries_path(n, width), None, None, {200}
+        level = self.rng.choice([0, 0, 0, 1])
+        count = self.size >> (8 * level)
+        if level and count < 1:
+            level, count = 0, self.size
+        n = self.rng.randrange(max(1, (count + 255) // 256))
+        return "GET", "/" + tile_path(tile_at(level, n, self.size)), None, None, {200}
+
+    def bad(self):
+        signer = self.rng.choice(self.signers)
+        cases = [
+            ("POST", f"{API}/log/entries", b"{", None, {400}),
+            ("POST", f"{API}/log/entries", b'{"kind":"hashedrekord","kind":"x"}', None, {400}),
+            ("GET", f"{API}/log/entries?logIndex=+5", None, None, {400}),
+            ("GET", f"{API}/log/entries?logIndex=05", None, None, {400}),
+            ("GET", f"{API}/log/entries?logIndex={10**12}", None, None, {404}),
+            ("GET", f"{API}/log/proof?firstSize=0&lastSize=1", None, None, {400}),
+            ("GET", "/tile/0/x001", None, None, {404}),
+            ("GET", "/nope", None, None, {404}),
+            ("POST", f"{API}/log", b"{}", None, {405}),
+            ("POST", f"{API}/log/entries", b"{}", {"Content-Type": "text/plain"}, {415}),
+            ("POST", f"{API}/log/entries/retrieve", {"logIndexes": list(range(11))}, None,
+             {422}),
+        ]
+        entry = signer.entry()
+        entry["spec"]["signature"]["content"] = signer.entry()["spec"]["signature"]["content"]
+        cases.append(("POST", f"{API}/log/entries", entry, None, {400}))
+        if self.logged:
+            cases.append(("POST", f"{API}/log/entries", self.rng.choice(self.logged), None,
+                          {409}))
+        if self.rng.random() < 0.05:
+            cases.append(("POST", f"{API}/log/entries", b'{"x": "' + b"a" * (4 << 20) + b'"}',
+                          None, {413}))
+        return self.rng.choice(cases)
+
+    # -- running ---------------------------------------------------------------------
+
+    async def one(self, kind: str) -> None:
+        method, path, body, headers, expected = getattr(self, kind)()
+        kwargs: dict = {"headers": headers or {}}
+        if isinstance(body, (bytes, bytearray)):
+            kwargs["data"] = body
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
+        elif body is not None:
+            kwargs["json"] = body
+        started = time.perf_counter()
+        self.in_flight[kind] += 1
+        try:
+            async with self.session.request(method, self.url + path, **kwargs) as r:
+                data = await r.read()
+                status = r.status
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            self.errors.append(f"{kind} {method} {path[:80]}: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.in_flight[kind] -= 1
+        self.latency[kind].append(time.perf_counter() - started)
+        self.statuses[kind][status] += 1
+        if status not in expected:
+            self.errors.append(f"{kind} {method} {path[:80]}: {status} {data[:200]!r}")
+            return
+        if kind == "write":
+            obj = json.loads(data)
+            (uuid, inner), = obj.items()
+            self.size = max(self.size, inner["logIndex"] + 1)
+            if len(self.uuids) < 5000:
+                self.uuids.append(uuid)
+            if len(self.logged) < 200 and isinstance(body, dict):
+                self.logged.append(body)
+
+    async def run_kind(self, kind: str, rate: float, until: float) -> None:
+        period = 1 / rate
+        due = time.monotonic()
+        tasks: set[asyncio.Task] = set()
+        while due < until:
+            now = time.monotonic()
+            if due > now:
+                await asyncio.sleep(due - now)
+            if self.in_flight[kind] >= MAX_IN_FLIGHT:
+                self.skipped[kind] += 1
+            else:
+                task = asyncio.create_task(self.one(kind))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            due += period
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def soak(server: ServerProcess, minutes: float, sample_s: float, seed: int) -> dict:
+    load = Load(server.url, random.Random(seed))
+    samples = []
+    start = time.monotonic()
+    until = start + minutes * 60
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        load.session = session
+        async with session.get(server.url + f"{API}/log") as r:
+            load.size = (await r.json())["treeSize"]
+        runners = [asyncio.create_task(load.run_kind(k, rate, until))
+                   for k, rate in RATES.items()]
+        next_sample = start + sample_s
+        while time.monotonic() < until:
+            await asyncio.sleep(max(0.0, next_sample - time.monotonic()))
+            next_sample += sample_s
+            stats = proc_stats(server.proc.pid)
+            interval = {}
+            for kind in RATES:
+                lat, load.latency[kind] = load.latency[kind], []
+                interval[kind] = {"n": len(lat), "p50_ms": percentile(lat, .5) * 1e3,
+                                  "p95_ms": percentile(lat, .95) * 1e3,
+                                  "p99_ms": percentile(lat, .99) * 1e3,
+                                  "max_ms": max(lat, default=float("nan")) * 1e3}
+            sample = {"t": round(time.monotonic() - start, 2), **stats,
+                      "tree_size": load.size, "errors": len(load.errors), "latency": interval}
+            samples.append(sample)
+            print(f"t={sample['t']:6.0f}s rss={stats['rss_mb']:6.1f} MB fds={stats['fds']:3d} "
+                  f"threads={stats['threads']:2d} tree={load.size:6d} "
+                  + " ".join(f"{k}={v['n']}/{v['p50_ms']:.1f}/{v['p99_ms']:.0f}ms"
+                             for k, v in interval.items())
+                  + f" errors={len(load.errors)}", flush=True)
+        await asyncio.gather(*runners)
+    return {"samples": samples, "errors": load.errors, "skipped": dict(load.skipped),
+            "statuses": {k: {str(s): n for s, n in sorted(c.items())}
+                         for k, c in load.statuses.items()},
+            "tree_size": load.size}
+
+
+def slope_mb_per_min(points: list[tuple[float, float]]) -> float:
+    if len(points) < 2:
+        return 0.0
+    xs, ys = [p[0] / 60 for p in points], [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+
+
+def plot(result: dict, path: Path, warmup_s: float) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    samples = result["samples"]
+    t = [s["t"] / 60 for s in samples]
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
+    ax1.plot(t, [s["rss_mb"] for s in samples], color="tab:blue", label="server RSS")
+    ax1.axvspan(0, warmup_s / 60, color="0.9", label="warm-up")
+    ax1.set_ylabel("RSS (MB)")
+    ax1.set_ylim(bottom=0)
+    ax1b = ax1.twinx()
+    ax1b.plot(t, [s["tree_size"] for s in samples], color="tab:gray", ls="--",
+              label="tree size")
+    ax1b.set_ylabel("tree size (entries)")
+    ax1.legend(loc="upper left")
+    ax1b.legend(loc="lower right")
+    ax1.set_title(f"tlog soak: {result['summary']['minutes']:g} min mixed load "
+                  f"({result['summary']['requests']} requests, "
+                  f"{result['summary']['errors']} errors)")
+    for kind in RATES:
+        ax2.plot(t, [s["latency"][kind]["p50_ms"] for s in samples], label=f"{kind} p50")
+        ax3.plot(t, [s["latency"][kind]["p99_ms"] for s in samples], label=f"{kind} p99")
+    for ax, name in ((ax2, "p50"), (ax3, "p99")):
+        ax.set_yscale("log")
+        ax.set_ylabel(f"latency {name} (ms)")
+        ax.legend(ncol=3, fontsize=8)
+        ax.axvspan(0, warmup_s / 60, color="0.9")
+        ax.grid(True, which="both", alpha=0.3)
+    ax3.set_xlabel("minutes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--warmup-minutes", type=float, default=2)
+    parser.add_argument("--sample-s", type=float, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "soak.json")
+    parser.add_argument("--max-growth-mb", type=float, default=20,
+                        help="RSS growth allowed from the end of warm-up to the end")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tlog-soak-"))
+    server = ServerProcess(work / "log", "--origin", "tlog.test/soak").start()
+    try:
+        result = asyncio.run(soak(server, args.minutes, args.sample_s, args.seed))
+        final = proc_stats(server.proc.pid)
+    finally:
+        server.stop()
+    log_text = server.log_path.read_text(errors="replace")
+    fsck = server.fsck()
+    shutil.rmtree(work, ignore_errors=True)
+
+    warmup = args.warmup_minutes * 60
+    after = [(s["t"], s["rss_mb"]) for s in result["samples"] if s["t"] > warmup]
+    first_minute = [r for t, r in after if t <= warmup + 60]
+    last_minute = [r for t, r in after if t > result["samples"][-1]["t"] - 60]
+    rss_warm = statistics.median(first_minute) if first_minute else float("nan")
+    rss_end = statistics.median(last_minute) if last_minute else float("nan")
+    all_lat = defaultdict(list)
+    requests = 0
+    for kind, counts in result["statuses"].items():
+        requests += sum(counts.values())
+    for s in result["samples"]:
+        for kind, v in s["latency"].items():
+            if s["t"] > warmup and v["n"]:
+                all_lat[kind].append(v["p99_ms"])
+    summary = {
+        "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
+        "sample_s": args.sample_s, "rates_per_s": RATES, "requests": requests,
+        "tree_size": result["tree_size"], "errors": len(result["errors"]),
+        "skipped": result["skipped"], "statuses": result["statuses"],
+        "rss_mb_after_warmup": round(rss_warm, 1), "rss_mb_end": round(rss_end, 1),
+        "rss_growth_mb": round(rss_end - rss_warm, 1),
+        "rss_slope_mb_per_min_after_warmup": round(slope_mb_per_min(after), 3),
+        "rss_mb_max": round(max(s["rss_mb"] for s in result["samples"]), 1),
+        "fds_first_last": [result["samples"][0]["fds"], final["fds"]],
+        "threads_first_last": [result["samples"][0]["threads"], final["threads"]],
+        "median_p99_ms_after_warmup": {k: round(statistics.median(v), 2)
+                                       for k, v in all_lat.items()},
+        "worst_p99_ms_after_warmup": {k: round(max(v), 2) for k, v in all_lat.items()},
+        "server_log_tracebacks": log_text.count("Traceback"),
+        "fsck_ok": fsck.get("exit_code") == 0 and fsck.get("ok", False),
+        "fsck_entries": fsck.get("entries"),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count()},
+    }
+    summary["ok"] = (summary["errors"] == 0 and summary["rss_growth_mb"] <= args.max_growth_mb
+                     and summary["server_log_tracebacks"] == 0 and summary["fsck_ok"])
+    result["summary"] = summary
+    result["errors"] = result["errors"][:50]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    png = args.out.with_suffix(".png")
+    plot(result, png, warmup)
+    print(json.dumps(summary, indent=1))
+    print("RESULT:", "PASS" if summary["ok"] else "FAIL", f"(plot: {png})")
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,7 @@ signature re-encoded and the key as base64 of its canonical PEM
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +30,16 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .encoding import b64decode_std, b64encode_std, hex_decode_lower
 from .errors import FormatError, SignatureError
 from .jsonstrict import MAX_SIZE, expect_object, expect_str, loads_strict
-from .keys import MAX_CHAIN, KeyMaterial, hash_algorithm, parse_key_material, verify_signature
+from .keys import (HASH_ALGORITHMS, MAX_CHAIN, KeyMaterial, hash_algorithm, parse_key_material,
+                   verify_signature)
 from .rekor import canonical_json
 
 KIND = "hashedrekord"
 API_VERSION = "0.0.1"
+
+_CANONICAL = (b'{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{"data":{"hash":'
+              b'{"algorithm":"%s","value":"%s"}},"signature":{"content":"%s",'
+              b'"publicKey":{"content":"%s"}}}}')
 
 _SIG = "spec.signature.content"
 _KEY = "spec.signature.publicKey.content"
@@ -74,8 +80,16 @@ class HashedRekord:
         }
 
     def canonical_body(self) -> bytes:
-        """The leaf: RFC 8785 canonical JSON of :meth:`canonical_obj` (SPEC §3.4)."""
-        return canonical_json(self.canonical_obj())
+        """The leaf: RFC 8785 canonical JSON of :meth:`canonical_obj` (SPEC §3.4).
+
+        Written from a template (the write path builds one per submission):
+        the keys are fixed and in RFC 8785 order, and every value is an
+        allow-listed name, lowercase hex or standard base64, none of which
+        JSON escapes; tests check it equals ``canonical_json(canonical_obj())``."""
+        if self.algorithm not in HASH_ALGORITHMS:  # not from parse_proposed
+            return canonical_json(self.canonical_obj())
+        return _CANONICAL % (self.algorithm.encode("ascii"), self.digest.hex().encode("ascii"),
+                             b64encode(self.signature), b64encode(self.key.canonical_pem()))
 
     def index_keys(self) -> list[str]:
         """Search-index keys, without duplicates: the artifact hash

@@ -87,8 +87,21 @@ def loads_strict(data: bytes, *, max_depth: int = MAX_DEPTH, max_size: int = MAX
         raise FormatError(ROOT, f"nesting deeper than {max_depth}") from None
     except ValueError as exc:  # e.g. an integer with too many digits
         raise FormatError(ROOT, f"invalid JSON: {exc}") from None
-    _check_tree(value, max_depth)
+    if not _surely_plain(text, max_depth):
+        _check_tree(value, max_depth)
     return value
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _surely_plain(text: str, max_depth: int) -> bool:
+    """True when the walk of :func:`_check_tree` cannot find anything: the
+    text has no more brackets than ``max_depth`` (so no deeper nesting) and
+    no escaped surrogate (a decoded UTF-8 text holds no raw one). Most
+    documents pass, and skip the walk."""
+    return (text.count("{") + text.count("[") <= max_depth
+            and ("\\u" not in text or not _ESCAPED_SURROGATE.search(text)))
 
 
 def _decode_utf8(data: bytes, max_size: int) -> str:

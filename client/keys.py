@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Union
 
 from cryptography import x509
@@ -96,19 +97,33 @@ class KeyMaterial:
     def canonical_pem(self) -> bytes:
         """The PEM re-encoding (64-column base64, ``\\n`` line ends): the SPKI
         for a bare key, the concatenated certificates for a chain."""
+        return self._canonical_pem
+
+    def spki_der(self) -> bytes:
+        """DER SubjectPublicKeyInfo of the verifying key."""
+        return self._spki_der
+
+    def key_hash(self) -> str:
+        """Lowercase hex SHA-256 of the DER SPKI of the verifying key: the
+        search-index key of the key (the same for a bare key and its certificate)."""
+        return self._key_hash
+
+    # Computed once per key: a parsed key is reused across entries (see
+    # parse_key_material's cache), and the write path needs all three.
+    @cached_property
+    def _canonical_pem(self) -> bytes:
         if self.certificates:
             return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.certificates)
         return self.public_key.public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def spki_der(self) -> bytes:
-        """DER SubjectPublicKeyInfo of the verifying key."""
+    @cached_property
+    def _spki_der(self) -> bytes:
         return spki_der(self.public_key)
 
-    def key_hash(self) -> str:
-        """Lowercase hex SHA-256 of the DER SPKI of the verifying key: the
-        search-index key of the key (the same for a bare key and its certificate)."""
-        return hashlib.sha256(self.spki_der()).hexdigest()
+    @cached_property
+    def _key_hash(self) -> str:
+        return hashlib.sha256(self._spki_der).hexdigest()
 
 
 def spki_der(public_key: AllowedPublicKey) -> bytes:
@@ -126,6 +141,11 @@ def key_hash(key: KeyMaterial | AllowedPublicKey) -> str:
 
 # -- parsing -----------------------------------------------------------------
 
+_CACHE_SIZE = 1024
+_CACHE_PEM_MAX = 8192  # bare keys and usual chains; bounds the cache to ~8 MiB
+_cache: dict[tuple[bytes, int], KeyMaterial] = {}
+
+
 def parse_key_material(pem: bytes, field: str = "publicKey", *,
                        max_chain: int = MAX_CHAIN) -> KeyMaterial:
     """Parse PEM key material: exactly one "PUBLIC KEY" block, or 1 to
@@ -135,7 +155,30 @@ def parse_key_material(pem: bytes, field: str = "publicKey", *,
     The verifying key must be on the allow-list; each certificate must be
     issued by the next (names and signature; validity dates are not checked:
     expired certificates stay verifiable). Raises FormatError naming ``field``,
-    or SignatureError when a chain signature fails. SPEC §5."""
+    or SignatureError when a chain signature fails. SPEC §5.
+
+    The result is a function of the bytes alone, so the last
+    ``_CACHE_SIZE`` keys parsed (of at most ``_CACHE_PEM_MAX`` bytes) are
+    kept: a log sees the same build keys over and over. Failures are never
+    cached."""
+    if not isinstance(pem, (bytes, bytearray)):
+        raise FormatError(field, f"PEM must be bytes, not {type(pem).__name__}")
+    key = (bytes(pem), max_chain)
+    material = _cache.get(key)
+    if material is None:
+        material = _parse_key_material(key[0], field, max_chain)
+        if len(key[0]) > _CACHE_PEM_MAX:
+            return material
+        if len(_cache) >= _CACHE_SIZE:
+            try:
+                del _cache[next(iter(_cache))]
+            except (KeyError, StopIteration, RuntimeError):
+                pass  # another thread evicted it first
+        _cache[key] = material
+    return material
+
+
+def _parse_key_material(pem: bytes, field: str, max_chain: int) -> KeyMaterial:
     blocks = split_pem(pem, field)
     kinds = {kind for kind, _ in blocks}
     if kinds == {"PUBLIC KEY"}:

@@ -1,17 +1,18 @@
 """The sequencer: a bounded pool of submissions integrated in batches (SPEC §4).
 
-Each batch, in the single writer thread:
+Each batch, in the single writer thread (:mod:`tlog.integrate` does 1-4):
 
-1. inserts the entries at the next indexes (the database's UNIQUE leaf hash
-   turns a repeat into a duplicate, I4) with their search rows (I9);
+1. inserts the entries at the next indexes (the database decides which are
+   repeats, I4) with their search rows (I9);
 2. appends their leaf hashes to the compact range of the tree, storing every
    complete node created (amortised O(1) hashes per entry);
 3. proves the new root consistent with the last published checkpoint and
    verifies that proof, halting rather than signing if it fails (I1);
 4. signs one checkpoint for the batch and commits everything in one
    transaction, compare-and-swapping the previous head (I5, I6, I7);
-5. hands each waiter its index and an inclusion proof against the new
-   checkpoint, verified by the server itself (I5).
+5. records the new head as published, then hands each waiter its index and
+   an inclusion proof against the new checkpoint (built from the batch's
+   nodes in memory), verified by the server itself (I5).
 
 Batching adapts to load: the sequencer takes whatever is waiting (up to
 ``batch_size``) as soon as the writer is free, so an idle log integrates at
@@ -28,17 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tlog_client.compact import CompactRange
-from tlog_client.errors import VerificationError
-from tlog_client.hashing import EMPTY_ROOT
-from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
-from tlog_client.verify import verify_consistency, verify_inclusion
+from tlog_client.proof import right_edge
 
+from .integrate import (CheckpointSigner, ConsistencyError, inclusion_proofs, integrate,
+                        sign_initial)
 from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint
 
 log = logging.getLogger(__name__)
-
-# (size, root, timestamp) -> signed checkpoint note bytes
-CheckpointSigner = Callable[[int, bytes, int], bytes]
 
 
 class PoolFullError(Exception):
@@ -173,15 +170,7 @@ class Sequencer:
         return head
 
     def _sign_initial(self) -> StoredCheckpoint:
-        now = int(self._clock())
-        cp = StoredCheckpoint(0, EMPTY_ROOT, self._sign(0, EMPTY_ROOT, now), now)
-        try:
-            with self._storage.write(None) as txn:
-                txn.insert_checkpoint(cp)
-        except HeadMovedError:  # another process created it first
-            with self._storage.snapshot() as snap:
-                return snap.head()
-        return cp
+        return sign_initial(self._storage, self._sign, int(self._clock()))
 
     def _integrate(self, entries: list[NewEntry]) -> list[Integrated]:
         if self._halted:
@@ -201,49 +190,19 @@ class Sequencer:
 
     def _try_integrate(self, entries: list[NewEntry]) -> list[Integrated]:
         prev = self._head
-        cr = CompactRange(0, prev.size, list(self._edge))
         # Time never runs backwards in the log, even if the clock does.
         now = max(int(self._clock()), prev.timestamp)
-        with self._storage.write(prev) as txn:
-            placed, nodes = [], []
-            for entry in entries:
-                if txn.insert_entry(cr.end, entry, now):
-                    placed.append((cr.end, False))
-                    cr.append(entry.leaf_hash, nodes)
-                else:
-                    placed.append((txn.index_of(entry.leaf_hash), True))
-            head = prev
-            if cr.end != prev.size:
-                txn.insert_nodes(nodes)
-                head = self._new_checkpoint(txn, prev, cr, now)
-            results = [self._result(txn, head, entry, index, dup, now)
-                       for entry, (index, dup) in zip(entries, placed)]
-        self._head, self._edge = head, cr.hashes
+        try:
+            with self._storage.write(prev) as txn:
+                batch = integrate(txn, prev, self._edge, entries, now, self._sign)
+        except ConsistencyError as exc:  # I1: halt rather than sign
+            self._halted = str(exc)
+            log.critical(self._halted)
+            raise SequencerHaltedError(self._halted) from exc
+        head = batch.head
+        self._head, self._edge = head, batch.edge
         if head is not prev and self._on_publish is not None:
             self._on_publish(head)  # raising: committed, but nobody is acknowledged
-        return results
-
-    def _new_checkpoint(self, txn, prev: StoredCheckpoint, cr: CompactRange,
-                        now: int) -> StoredCheckpoint:
-        root = cr.root()
-        if prev.size:
-            proof = consistency_nodes(prev.size, cr.end).read(txn)
-            try:
-                verify_consistency(prev.size, cr.end, prev.root, root, proof)
-            except VerificationError as exc:  # I1: halt rather than sign
-                self._halted = f"new tree is not consistent with the last checkpoint: {exc}"
-                log.critical(self._halted)
-                raise SequencerHaltedError(self._halted) from exc
-        cp = StoredCheckpoint(cr.end, root, self._sign(cr.end, root, now), now)
-        txn.insert_checkpoint(cp)
-        return cp
-
-    @staticmethod
-    def _result(txn, head: StoredCheckpoint, entry: NewEntry, index: int, dup: bool,
-                now: int) -> Integrated:
-        if dup:
-            stored = txn.entry(index)
-            return Integrated(index, stored.integrated_time, head, (), True)
-        proof = inclusion_nodes(index, head.size).read(txn)
-        verify_inclusion(index, head.size, entry.leaf_hash, proof, head.root)  # I5
-        return Integrated(index, now, head, tuple(proof))
+        proofs = inclusion_proofs(batch, entries)  # each verified (I5)
+        return [Integrated(p.index, p.integrated_time, head, proof, p.duplicate)
+                for p, proof in zip(batch.placed, proofs)]

@@ -52,6 +52,7 @@ import sqlite_utils
 from tlog_client.proof import Address
 
 SCHEMA_VERSION = 1
+_IN_CHUNK = 500  # bound parameters per IN (...) query
 LEVEL_SHIFT = 48
 MAX_TREE_SIZE = 1 << LEVEL_SHIFT
 
@@ -379,6 +380,32 @@ class WriteTxn(ReadTxn):
             self._conn.executemany("INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
                                    [(k, index) for k in entry.index_keys])
         return cur.rowcount == 1
+
+    def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        """(index, integrated time) of each of ``leaf_hashes`` already stored."""
+        found: dict[bytes, tuple[int, int]] = {}
+        for start in range(0, len(leaf_hashes), _IN_CHUNK):
+            chunk = leaf_hashes[start:start + _IN_CHUNK]
+            for h, idx, t in self._conn.execute(
+                    "SELECT leaf_hash, idx, integrated_time FROM entries WHERE leaf_hash IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                found[h] = (idx, t)
+        return found
+
+    def insert_entries(self, first: int, entries: Sequence[NewEntry],
+                       integrated_time: int) -> None:
+        """Insert ``entries`` at indexes ``first, first+1, …`` with their
+        search rows (I9). A leaf hash already stored fails the whole
+        transaction (UNIQUE, I4): callers look them up first."""
+        conn = self._conn
+        conn.executemany(
+            "INSERT INTO entries (idx, leaf_hash, body, integrated_time, kind, attestation) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(first + k, e.leaf_hash, e.body, integrated_time, e.kind, e.attestation)
+             for k, e in enumerate(entries)])
+        conn.executemany("INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
+                         [(key, first + k) for k, e in enumerate(entries)
+                          for key in e.index_keys])
 
     def insert_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self._conn.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)",

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Run a real ``tlog serve`` for a benchmark: pinned to CPUs with ``taskset``,
+timed from process start to the first ``/healthz`` 200, measured for resident
+memory (the whole process tree), stopped with SIGTERM.
+
+Also pins the calling process (the load generator) with :func:`pin`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin(cpus: set[int]) -> None:
+    """Pin this process (the load generator) to ``cpus``, if they exist."""
+    have = os.sched_getaffinity(0)
+    if cpus & have == cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out.append(int(d.name))
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of ``pid`` and all its descendants, in MiB."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+        stack += _children(p)
+    return total / 1024
+
+
+class Server:
+    """``tlog serve --data-dir DIR`` on a free port, pinned to ``cpus``."""
+
+    def __init__(self, data_dir: Path, *args: str, cpus: str | None = "0",
+                 port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.args = list(args)
+        self.cpus = cpus
+        self.port = port or free_port()
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.startup_s: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> "Server":
+        cmd = [PYTHON, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
+               "--port", str(self.port), *self.args]
+        if self.cpus is not None:
+            cmd = ["taskset", "-c", self.cpus, *cmd]
+        env = {**os.environ, "TLOG_LOG_LEVEL": "WARNING", **self.env}
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        self._log = open(self.log_path, "ab")
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=ROOT)
+        deadline = started + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: "
+                                   f"{self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        self.startup_s = time.perf_counter() - started
+                        return self
+            except OSError:
+                time.sleep(0.005)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def rss_mib(self) -> float:
+        return rss_mib(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def fsck(data_dir: Path) -> tuple[int, str]:
+    out = subprocess.run([PYTHON, "-m", "tlog.cli", "fsck", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, cwd=ROOT)
+    return out.returncode, (out.stdout + out.stderr).strip().splitlines()[-1]
+
+
+if __name__ == "__main__":
+    print("a helper module for scripts/bench_*.py", file=sys.stderr)

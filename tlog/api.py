@@ -22,7 +22,7 @@ from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
 from tlog_client.compact import CompactRange
 from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
-                               parse_entry_ref, set_payload, uuid_of)
+                               parse_entry_ref, set_payload)
 from tlog_client.tiles import (EntryBundle, encode_entry_bundle, parse_tile_path,
                                require_tile_in_tree)
 from tlog_client.verify import verify_inclusion
@@ -32,6 +32,7 @@ from .config import Config
 from .identity import LogIdentity
 from .metrics import Metrics
 from .ratelimit import WriteRateLimiter
+from .responses import log_entry_json
 from .sequencer import PoolFullError, Sequencer, SequencerHaltedError
 from .storage import NewEntry, ReadTxn, Storage, StorageError, StoredCheckpoint, StoredEntry
 
@@ -83,10 +84,8 @@ class LogApi:
         proposed = entrytypes.parse_proposed(await self._json_body(request), self.config)
         entry = NewEntry(proposed.leaf_hash, proposed.body, proposed.kind,
                          proposed.index_keys, proposed.attestation)
-        with self.storage.snapshot() as snap:
-            existing = snap.index_of(entry.leaf_hash)
-        if existing is not None:
-            raise self._conflict(entry.leaf_hash)
+        # No pre-check for a duplicate here: the batch asks the database
+        # once for all its entries (I4), and a repeat comes back as one.
         started = time.perf_counter()
         try:
             done = await self.sequencer.submit(entry)
@@ -109,8 +108,9 @@ class LogApi:
         log_entry = self._log_entry(
             StoredEntry(done.index, entry.leaf_hash, entry.body, done.integrated_time,
                         entry.kind, entry.attestation), proof)
-        uuid = uuid_of(entry.body)
-        return web.json_response(log_entry.to_json(), status=201, headers={
+        uuid = entry.leaf_hash.hex()
+        return web.Response(body=log_entry_json(log_entry), status=201,
+                            content_type="application/json", headers={
             "Location": f"{API}/log/entries/{uuid}", "ETag": f'"{uuid}"'})
 
     def _check_write_rate(self, request: web.Request) -> None:
@@ -130,13 +130,13 @@ class LogApi:
         index = _query_int(request, "logIndex", required=True)
         with self.storage.snapshot() as snap:
             body = self._entry_json(snap, snap.entry(index), f"logIndex {index}")
-        return web.json_response(body)
+        return web.Response(body=body, content_type="application/json")
 
     async def get_entry_by_uuid(self, request: web.Request) -> web.Response:
         ref = parse_entry_ref(request.match_info["uuid"], "entryUUID")
         with self.storage.snapshot() as snap:
             body = self._entry_json(snap, self._lookup_ref(snap, ref), f"entry {ref.uuid}")
-        return web.json_response(body)
+        return web.Response(body=body, content_type="application/json")
 
     async def retrieve_entries(self, request: web.Request) -> web.Response:
         obj = expect_object(await self._json_body(request), "body",
@@ -168,11 +168,11 @@ class LogApi:
             return None
         return _entry_by_hash(snap, bytes.fromhex(ref.uuid))
 
-    def _entry_json(self, snap: ReadTxn, stored: StoredEntry | None, what: str) -> dict:
+    def _entry_json(self, snap: ReadTxn, stored: StoredEntry | None, what: str) -> bytes:
         head = snap.head()
         if stored is None or stored.index >= head.size:
             raise ApiError(404, f"{what} is not in the log")
-        return self._log_entry_in(snap, head, stored).to_json()
+        return log_entry_json(self._log_entry_in(snap, head, stored))
 
     def _log_entry_in(self, snap: ReadTxn, head: StoredCheckpoint,
                       stored: StoredEntry) -> LogEntry:

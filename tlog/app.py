@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .api import LogApi, add_routes, make_error_middleware
 from .config import Config
 from .connguard import ConnectionGuard
-from .identity import load_or_create
+from .identity import LogIdentity, load_or_create
 from .metrics import Metrics
 from .published import PublishedRecord
 from .sequencer import Sequencer
@@ -56,8 +56,10 @@ def _guard_middleware(guard: ConnectionGuard):
     return guarded
 
 
-async def build_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
-    """Open (or create) the log described by ``config`` and build its app."""
+async def open_log(config: Config, clock: Callable[[], float] = time.time
+                   ) -> tuple[Storage, LogIdentity, Sequencer]:
+    """Open (or create) the log described by ``config`` and start its
+    sequencer (the one writer)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     storage = Storage.open(config.db_path)
     published = PublishedRecord(config.data_dir)
@@ -76,6 +78,16 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
                           on_publish=lambda cp: published.publish(identity.origin, cp))
     head = await sequencer.start()
     published.publish(identity.origin, head)
+    log.info("log %s (treeID %d, logID %s) at size %d", identity.origin, identity.tree_id,
+             identity.log_id, head.size)
+    return storage, identity, sequencer
+
+
+def build_http_app(config: Config, storage: Storage, identity: LogIdentity, sequencer,
+                   clock: Callable[[], float] = time.time) -> web.Application:
+    """The HTTP application over an open log; ``sequencer`` is the
+    :class:`Sequencer` or, in a worker process, its stand-in
+    (:class:`tlog.seqlink.RemoteSequencer`)."""
     metrics = Metrics()
     guard = ConnectionGuard(config.header_timeout_s)
     app = web.Application(client_max_size=config.max_body,
@@ -84,20 +96,25 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
     add_routes(app, api)
     app["api"] = api
     app["connection_guard"] = guard
+    return app
+
+
+async def build_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
+    """Open (or create) the log described by ``config`` and build its app."""
+    storage, identity, sequencer = await open_log(config, clock)
+    app = build_http_app(config, storage, identity, sequencer, clock)
 
     async def shutdown(app: web.Application) -> None:
         await sequencer.stop()
         storage.close()
 
     app.on_cleanup.append(shutdown)
-    log.info("log %s (treeID %d, logID %s) at size %d", identity.origin, identity.tree_id,
-             identity.log_id, head.size)
     return app
 
 
-async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
-    """Run the log until SIGINT or SIGTERM."""
-    app = await build_app(config, clock)
+async def start_http(app: web.Application, config: Config, *, reuse_port: bool = False):
+    """Listen on ``config.host:config.port``; returns what :func:`stop_http`
+    needs. ``reuse_port``: several worker processes share the port."""
     logging.getLogger("aiohttp.server").addFilter(_ClientProtocolErrors())
     # auto_decompress=False: request bodies with a Content-Encoding are
     # refused (415, SPEC §6), so the parser must never decode one: no
@@ -111,13 +128,35 @@ async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
     # slow-client guard (a header timeout aiohttp does not have).
     guard: ConnectionGuard = app["connection_guard"]
     server = await loop.create_server(guard.wrap(runner.server), config.host, config.port,
-                                      backlog=1024)
+                                      backlog=1024, reuse_port=reuse_port or None)
+    return runner, server
+
+
+async def stop_http(runner: web.AppRunner, server: asyncio.AbstractServer) -> None:
+    server.close()  # stop accepting; then finish and close the open connections
+    await runner.cleanup()
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
+    """Run the log until SIGINT or SIGTERM (with ``config.workers``: the
+    sequencer here and HTTP in worker processes, see tlog.workers)."""
+    if config.workers:
+        from .workers import serve_with_workers
+        await serve_with_workers(config, clock)
+        return
+    app = await build_app(config, clock)
+    runner, server = await start_http(app, config)
     api: LogApi = app["api"]
     print(f"tlog: serving {api.identity.origin} on http://{config.host}:{config.port} "
           f"(tree size {api.sequencer.head.size}, data in {config.data_dir})", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.close()  # stop accepting; then finish and close the open connections
-    await runner.cleanup()
+    await stop_event().wait()
+    await stop_http(runner, server)

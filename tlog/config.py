@@ -38,6 +38,7 @@ class Config:
     max_headers: int = 100  # header lines per request (400 above)
     write_rate: float = 0.0  # sustained writes per second per client address; 0: unlimited
     write_burst: int = 20  # writes a client may make at once before write_rate applies
+    workers: int = 0  # HTTP worker processes in front of the sequencer; 0: one process
 
     @property
     def db_path(self) -> Path:
@@ -71,6 +72,8 @@ _HELP = {
     "write_rate": "entries per second each client address may submit, sustained (token "
                   "bucket; 429 with Retry-After above; 0: no limit)",
     "write_burst": "entries a client address may submit at once before --write-rate applies",
+    "workers": "HTTP worker processes (sharing the port) in front of the one sequencer "
+               "process; 0: everything in one process",
 }
 
 
@@ -104,6 +107,9 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     if values["max_leaf"] > 65535:
         raise SystemExit("--max-leaf must be at most 65535 (tile entry bundles, SPEC §3.3)")
     values["batch_delay_ms"] = int(values["batch_delay_ms"])
+    values["workers"] = int(values["workers"])
+    if not 0 <= values["workers"] <= 64:
+        raise SystemExit("--workers must be between 0 and 64")
     for name in ("read_timeout_s", "header_timeout_s"):
         values[name] = float(values[name])
         if not values[name] > 0 or values[name] == float("inf"):

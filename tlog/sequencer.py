@@ -124,6 +124,13 @@ class Sequencer:
 
         Raises PoolFullError at once when the pool is full. Cancelling the
         caller does not cancel the integration (the future is shielded)."""
+        return await asyncio.shield(self.enqueue(entry))
+
+    def enqueue(self, entry: NewEntry) -> asyncio.Future:
+        """Queue ``entry``; the future resolves to its :class:`Integrated`
+        once durable (or to the batch's error). Raises PoolFullError or
+        SequencerHaltedError at once (for callers that are not coroutines:
+        the link from HTTP worker processes, tlog.seqlink)."""
         if self._halted:
             raise SequencerHaltedError(self._halted)
         fut = asyncio.get_running_loop().create_future()
@@ -131,7 +138,7 @@ class Sequencer:
             self._queue.put_nowait((entry, fut))
         except asyncio.QueueFull:
             raise PoolFullError("too many pending submissions") from None
-        return await asyncio.shield(fut)
+        return fut
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -117,7 +117,7 @@ def write_result(result: dict, bench_dir: Path = BENCH_DIR) -> Path:
             raise ValueError(f"benchmark result needs {key!r}")
     result = {"schema": SCHEMA,
               "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              **result}
+              **result}  # a "generated" in result (a re-report) is kept
     bench_dir.mkdir(parents=True, exist_ok=True)
     path = bench_dir / f"{result['benchmark']}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
@@ -251,13 +251,32 @@ def generic_section(result: dict, bench_dir: Path, md_dir: Path) -> list[str]:
     return out
 
 
+def foreign_result(path: Path, data: dict) -> dict:
+    """A JSON file in docs/bench/ that does not follow the schema: show its
+    summary (or its top-level fields) as found, so that nothing is hidden."""
+    summary = data.get("summary") if isinstance(data.get("summary"), dict) else data
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, separators=(", ", ": "))
+            value = value if len(value) <= 160 else value[:157] + "..."
+        rows.append([key, value])
+    return {"benchmark": path.stem, "title": path.stem.replace("_", " ").replace("-", " ").capitalize(),
+            "order": 900,
+            "description": f"From `docs/bench/{path.name}`, written by a script that does not "
+                           "use the schema of scripts/render_benchmarks.py: its summary as found.",
+            "tables": [{"columns": ["field", "value"], "rows": rows}]}
+
+
 def render(bench_dir: Path = BENCH_DIR, out: Path = OUT) -> Path:
     results = []
     for path in sorted(bench_dir.glob("*.json")):
         result = json.loads(path.read_text())
-        if "benchmark" not in result or "title" not in result:
-            print(f"{path}: not a benchmark result, skipped", file=sys.stderr)
+        if not isinstance(result, dict):
+            print(f"{path}: not a JSON object, skipped", file=sys.stderr)
             continue
+        if "benchmark" not in result or "title" not in result:
+            result = foreign_result(path, result)
         results.append(result)
     results.sort(key=lambda r: (r.get("order", 1000), r["benchmark"]))
 
@@ -284,15 +303,15 @@ def render(bench_dir: Path = BENCH_DIR, out: Path = OUT) -> Path:
         for r in results:
             anchor = r["title"].lower().replace(" ", "-")
             anchor = "".join(c for c in anchor if c.isalnum() or c in "-_")
-            lines.append(f"| [{r['title']}](#{anchor}) | {r.get('generated', '?')} | "
-                         f"`{r.get('command', '')}` |")
+            command = f"`{r['command']}`" if r.get("command") else "–"
+            lines.append(f"| [{r['title']}](#{anchor}) | {r.get('generated', '–')} | {command} |")
         lines.append("")
     for r in results:
         lines += [f"## {r['title']}", ""]
         if r.get("description"):
             lines += [r["description"], ""]
-        lines += machine_lines(r.get("machine", {}))
-        lines.append("")
+        if r.get("machine"):
+            lines += machine_lines(r["machine"]) + [""]
         body = SECTIONS.get(r["benchmark"], generic_section)
         lines += body(r, bench_dir, out.parent)
     out.write_text("\n".join(lines).rstrip() + "\n")

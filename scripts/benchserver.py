@@ -82,6 +82,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> "Server":
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         cmd = [PYTHON, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
                "--port", str(self.port), *self.args]
         if self.cpus is not None:
@@ -90,8 +91,10 @@ class Server:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         self._log = open(self.log_path, "ab")
         started = time.perf_counter()
+        # cwd: not the repository, so that a PYTHONPATH given in ``env`` (an
+        # older tree, for before/after runs) decides which tlog is imported.
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=ROOT)
+                                     cwd=self.data_dir.parent)
         deadline = started + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:

@@ -9,8 +9,9 @@ write (digest and key hash). They are signed by worker processes while the
 main process integrates them with :func:`tlog.bulkload.append`, i.e.
 :func:`tlog.integrate.integrate`, the sequencer's batch code: one
 transaction, one consistency-checked, signed checkpoint per ``--chunk``
-entries, the head compared-and-swapped, durable commits. Skipped: HTTP and
-the per-entry signature check (``tlog fsck`` re-verifies every signature).
+entries, the head compared-and-swapped, durable commits, each entry's SET
+signed and stored. Skipped: HTTP and the per-entry signature check
+(``tlog fsck`` re-verifies every signature).
 
 The result is an ordinary log: ``tlog serve --data-dir DIR`` serves it and
 ``tlog fsck --data-dir DIR`` passes. Run again with a larger ``--entries``
@@ -23,6 +24,8 @@ distinct).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -79,6 +82,7 @@ def build(data_dir: Path, entries: int, *, keys: int = 16, seed: str = SEED,
             head = bulkload.append(
                 storage, identity, _entries(seed, keys, start, entries - start, workers),
                 published=published, chunk=chunk,
+                sign_sets=bulkload.parallel_set_signer(identity, os.cpu_count() or 1),
                 progress=(lambda h: progress(h, time.perf_counter() - started))
                 if progress else None)
         elif head is None:
@@ -91,6 +95,37 @@ def build(data_dir: Path, entries: int, *, keys: int = 16, seed: str = SEED,
             "rate": round(added / elapsed) if elapsed and added else None,
             "root": head.root.hex(), "origin": identity.origin,
             "db_bytes": config.db_path.stat().st_size}
+
+
+LOGS = signed_entries.CACHE / "logs"
+
+
+def _complete(path: Path) -> int | None:
+    marker = path / "synthetic-size"
+    return int(marker.read_text()) if marker.exists() else None
+
+
+def cached_log(size: int, progress: Callable[[StoredCheckpoint, float], None] | None = None
+               ) -> tuple[Path, dict | None]:
+    """A synthetic log of (at least) ``size`` entries in ``.bench-cache/logs``,
+    shared by the benchmarks (which may append a few entries to it). Built by
+    extending a copy of the largest smaller one; returns (data dir, what the
+    build did, None if it was cached)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / f"n{size}"
+    if _complete(path) is not None:
+        return path, None
+    smaller = sorted((n, p) for p in LOGS.iterdir()
+                     if (n := _complete(p)) is not None and n < size)
+    work = LOGS / f"n{size}.building"
+    shutil.rmtree(work, ignore_errors=True)
+    if smaller:
+        shutil.copytree(smaller[-1][1], work)
+        (work / "synthetic-size").unlink()
+    done = build(work, size, progress=progress)
+    (work / "synthetic-size").write_text(str(size))
+    work.rename(path)
+    return path, done
 
 
 def main() -> int:

@@ -16,18 +16,24 @@ responder). Two modes:
   charged for every request that had to wait).
 
 Each request is a ready (method, path, body) triple; results are the
-latencies (seconds) and status counts.
+latencies (seconds) and status counts. :func:`wrk_post` drives wrk (a C
+generator, cheaper per request still) with scripts/wrk_post.lua when it is
+installed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Request = tuple[str, str, bytes | None]
 
@@ -107,6 +113,7 @@ class Result:
     elapsed: float = 0.0
     errors: int = 0
     samples: list[bytes] = field(default_factory=list)  # a few response bodies
+    wrk: dict | None = None  # wrk's own figures, when wrk generated the load
 
     @property
     def ok(self) -> int:
@@ -289,3 +296,60 @@ def percentiles(values: Sequence[float]) -> dict:
     def at(q: float) -> float:
         return data[min(len(data) - 1, round(q / 100 * (len(data) - 1)))]
     return {"p50": at(50), "p99": at(99), "max": data[-1]}
+
+
+# -- wrk (a C generator, when installed) ------------------------------------------------
+
+WRK_POST = Path(__file__).resolve().parent / "wrk_post.lua"
+WRK_GET = Path(__file__).resolve().parent / "wrk_get.lua"
+
+
+def wrk_version() -> str | None:
+    if not shutil.which("wrk"):
+        return None
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return (out.stdout + out.stderr).split("[")[0].strip() or "wrk"
+
+
+def wrk(url: str, script: Path, script_args: list[str], clients: int, duration: float, *,
+        cpus: str | None = None, threads: int = 1) -> Result:
+    """Closed loop with wrk: ``clients`` keep-alive connections run the Lua
+    ``script`` (scripts/wrk_*.lua, which print one WRK_JSON line) for
+    ``duration`` seconds. Latency percentiles come from wrk's histogram."""
+    cmd = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{max(1, round(duration))}s",
+           "--timeout", "30s", "-s", str(script), url, "--", *script_args]
+    if cpus is not None:
+        cmd = ["taskset", "-c", cpus, *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")]
+    if not lines:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    r = json.loads(lines[0][len("WRK_JSON "):])
+    result = Result(elapsed=r["duration_us"] / 1e6)
+    result.statuses[200] = r["requests"] - r["non_2xx"]
+    if r["non_2xx"]:
+        result.statuses[0] = r["non_2xx"]  # some non-2xx status (wrk does not say which)
+    result.errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    result.wrk = r
+    return result
+
+
+def wrk_post(url: str, bodies_file: Path, clients: int, duration: float, *, offset: int = 0,
+             cpus: str | None = None) -> Result:
+    """POST the entries of ``bodies_file`` (one per line) from ``offset`` on."""
+    return wrk(url, WRK_POST, [str(bodies_file), str(offset)], clients, duration, cpus=cpus)
+
+
+def wrk_get(url: str, mode: str, size: int, clients: int, duration: float, *,
+            cpus: str | None = None) -> Result:
+    """Random reads of ``mode`` (see scripts/wrk_get.lua) in a tree of ``size``."""
+    return wrk(url, WRK_GET, [mode, str(size)], clients, duration, cpus=cpus)
+
+
+def wrk_summary(result: Result) -> dict:
+    r = result.wrk
+    return {"requests": r["requests"], "ok": result.ok, "errors": result.errors,
+            "non_2xx": r["non_2xx"], "elapsed_s": round(result.elapsed, 4),
+            "rate": round(result.rate, 1), "p50_ms": r["p50_us"] / 1000,
+            "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+            "max_ms": r["max_us"] / 1000, "mean_ms": round(r["mean_us"] / 1000, 3)}

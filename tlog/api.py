@@ -107,7 +107,7 @@ class LogApi:
                                done.proof, done.checkpoint.note.decode())
         log_entry = self._log_entry(
             StoredEntry(done.index, entry.leaf_hash, entry.body, done.integrated_time,
-                        entry.kind, entry.attestation), proof)
+                        entry.kind, entry.attestation, done.set_signature), proof)
         uuid = entry.leaf_hash.hex()
         return web.Response(body=log_entry_json(log_entry), status=201,
                             content_type="application/json", headers={
@@ -196,9 +196,11 @@ class LogApi:
         return self._log_entry(stored, proof)
 
     def _log_entry(self, stored: StoredEntry, proof: InclusionProof) -> LogEntry:
-        body_b64 = b64encode_std(stored.body)
-        signature = self.identity.sign_set(
-            set_payload(body_b64, stored.integrated_time, self.log_id, stored.index))
+        # The SET signed at integration (fsck verifies stored ones); an
+        # entry of a log older than schema 2 is signed now.
+        signature = stored.set_signature or self.identity.sign_set(
+            set_payload(b64encode_std(stored.body), stored.integrated_time, self.log_id,
+                        stored.index))
         ref = EntryRef(stored.leaf_hash.hex(), self.identity.tree_id)
         return LogEntry(ref, stored.body, stored.integrated_time, self.log_id, stored.index,
                         proof, signature, stored.attestation)
@@ -263,7 +265,8 @@ class LogApi:
             if isinstance(tile, EntryBundle):
                 data = encode_entry_bundle(snap.bodies(tile.index * 256, tile.width))
             else:
-                data = snap.level_hashes(8 * tile.level, tile.index * 256, tile.width)
+                data = (snap.tile(tile.level, tile.index) if tile.width == 256 else None) \
+                    or snap.level_hashes(8 * tile.level, tile.index * 256, tile.width)
         cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
         return web.Response(body=data, content_type="application/octet-stream",
                             headers={"Cache-Control": cache})

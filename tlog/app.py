@@ -19,6 +19,7 @@ from .api import LogApi, add_routes, make_error_middleware
 from .config import Config
 from .connguard import ConnectionGuard
 from .identity import LogIdentity, load_or_create
+from .integrate import entry_set_signer
 from .metrics import Metrics
 from .published import PublishedRecord
 from .sequencer import Sequencer
@@ -75,7 +76,8 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
     sequencer = Sequencer(storage, identity.sign_checkpoint, clock,
                           batch_size=config.batch_size, pool_size=config.pool_size,
                           batch_delay_ms=config.batch_delay_ms,
-                          on_publish=lambda cp: published.publish(identity.origin, cp))
+                          on_publish=lambda cp: published.publish(identity.origin, cp),
+                          sign_sets=entry_set_signer(identity.sign_set, identity.log_id))
     head = await sequencer.start()
     published.publish(identity.origin, head)
     log.info("log %s (treeID %d, logID %s) at size %d", identity.origin, identity.tree_id,

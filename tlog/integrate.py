@@ -15,7 +15,9 @@ chunk, so both go through the same code:
 4. the new root is proved consistent with the previous head by a proof read
    back from the stored nodes, and the proof verified, before anything is
    signed (I1: :class:`ConsistencyError` otherwise, and the caller halts);
-5. one checkpoint is signed and inserted for the batch (I6).
+5. one checkpoint is signed and inserted for the batch (I6);
+6. each new entry's SET is signed and stored with it (reads serve it), and
+   every hash tile the batch completes is stored whole (one row per tile read).
 
 :func:`inclusion_proofs` then gives each new entry its inclusion proof in the
 new tree, verified (I5). Every node such a proof needs is in memory: a proof
@@ -31,15 +33,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tlog_client.compact import CompactRange, Node
+from tlog_client.encoding import b64encode_std
 from tlog_client.errors import VerificationError
 from tlog_client.hashing import EMPTY_ROOT
 from tlog_client.proof import Address, consistency_nodes, inclusion_nodes, right_edge
+from tlog_client.rekor import set_payload
 from tlog_client.verify import verify_consistency, verify_inclusion
 
 from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint, WriteTxn
 
 # (size, root, timestamp) -> signed checkpoint note bytes
 CheckpointSigner = Callable[[int, bytes, int], bytes]
+# ([(entry, index)], integrated time) -> the SET signature of each
+SetSigner = Callable[[list[tuple[NewEntry, int]], int], list[bytes]]
+
+TILE_WIDTH = 256
+TILE_HEIGHT = 8
 
 
 class ConsistencyError(VerificationError):
@@ -54,6 +63,7 @@ class Placed:
     index: int
     integrated_time: int
     duplicate: bool
+    set_signature: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -74,10 +84,12 @@ class Batch:
 
 
 def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
-              entries: Sequence[NewEntry], now: int, sign: CheckpointSigner) -> Batch:
+              entries: Sequence[NewEntry], now: int, sign: CheckpointSigner,
+              sign_sets: SetSigner | None = None) -> Batch:
     """Integrate ``entries`` after the head ``prev`` whose right edge is
-    ``edge``, stamped ``now``; see the module docstring. Raises
-    ConsistencyError (I1), or StorageError from the transaction."""
+    ``edge``, stamped ``now``; see the module docstring. ``sign_sets``
+    signs the new entries' SETs (None: none stored, reads sign them).
+    Raises ConsistencyError (I1), or StorageError from the transaction."""
     stored = txn.find_leaves([e.leaf_hash for e in entries])
     cr = CompactRange(0, prev.size, list(edge))
     placed: list[Placed] = []
@@ -95,8 +107,15 @@ def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
         placed.append(Placed(index, now, False))
     head = prev
     if new:
-        txn.insert_entries(prev.size, new, now)
+        sets = sign_sets([(e, prev.size + k) for k, e in enumerate(new)], now) \
+            if sign_sets else None
+        if sets is not None:
+            by_index = dict(zip(range(prev.size, cr.end), sets))
+            placed = [p if p.duplicate else Placed(p.index, now, False, by_index[p.index])
+                      for p in placed]
+        txn.insert_entries(prev.size, new, now, sets)
         txn.insert_nodes(nodes)
+        txn.insert_tiles(_completed_tiles(txn, prev.size, cr.end))
         root = cr.root()
         if prev.size:
             proof = consistency_nodes(prev.size, cr.end).read(txn)
@@ -108,6 +127,32 @@ def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
         head = StoredCheckpoint(cr.end, root, sign(cr.end, root, now), now)
         txn.insert_checkpoint(head)
     return Batch(prev, head, cr.hashes, placed, list(edge), nodes)
+
+
+def _completed_tiles(txn: WriteTxn, old_size: int, new_size: int
+                     ) -> list[tuple[int, int, bytes]]:
+    """The hash tiles that became full between the two tree sizes, read back
+    from the nodes just stored (c2sp.org/tlog-tiles: tile (L, N) holds the
+    nodes N*256 .. N*256+255 of Merkle level 8L)."""
+    out = []
+    level, span = 0, TILE_WIDTH
+    while span <= new_size:
+        for index in range(old_size // span, new_size // span):
+            data = txn.level_hashes(level * TILE_HEIGHT, index * TILE_WIDTH, TILE_WIDTH)
+            out.append((level, index, data))
+        level, span = level + 1, span * TILE_WIDTH
+    return out
+
+
+def entry_set_signer(sign_set: Callable[[bytes], bytes], log_id: str,
+                     map_fn: Callable = map) -> SetSigner:
+    """A :data:`SetSigner` over the log key's ``sign_set(payload)``;
+    ``map_fn`` may be a thread pool's map (the signature releases the GIL)."""
+    def sign_sets(items: list[tuple[NewEntry, int]], now: int) -> list[bytes]:
+        payloads = [set_payload(b64encode_std(e.body), now, log_id, index)
+                    for e, index in items]
+        return list(map_fn(sign_set, payloads))
+    return sign_sets
 
 
 def sign_initial(storage: Storage, sign: CheckpointSigner, now: int) -> StoredCheckpoint:

@@ -23,7 +23,8 @@ Frames are length-prefixed and packed with :mod:`struct`:
   the body, each search key (u16 length, UTF-8) and the attestation;
 - reply: ``req_id`` u64, status u8, index u64, integrated time i64, then the
   checkpoint (size u64, root, timestamp i64, note length u32), proof length
-  u8, message length u16; then the note, the proof hashes, the message.
+  u8, SET length u8, message length u16; then the note, the proof hashes,
+  the SET, the message.
 
 :class:`SequencerServer` serves the link in the sequencer process;
 :class:`RemoteSequencer` is the worker's stand-in for the sequencer, with the
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 _REQ = struct.Struct(">Q32sIHHI")
 _KEY = struct.Struct(">H")
-_REPLY = struct.Struct(">QBQqQ32sqIBH")
+_REPLY = struct.Struct(">QBQqQ32sqIBBH")
 HASH = 32
 MAX_FRAME = 64 << 20
 
@@ -99,13 +100,15 @@ def encode_reply(req_id: int, status: int, done: Integrated | None = None,
                  message: str = "") -> bytes:
     msg = message.encode()[:4096]
     if done is None:
-        payload = _REPLY.pack(req_id, status, 0, 0, 0, bytes(HASH), 0, 0, 0, len(msg)) + msg
+        payload = _REPLY.pack(req_id, status, 0, 0, 0, bytes(HASH), 0, 0, 0, 0,
+                              len(msg)) + msg
     else:
         cp = done.checkpoint
+        sig = done.set_signature or b""
         payload = b"".join([
             _REPLY.pack(req_id, status, done.index, done.integrated_time, cp.size, cp.root,
-                        cp.timestamp, len(cp.note), len(done.proof), len(msg)),
-            cp.note, *done.proof, msg])
+                        cp.timestamp, len(cp.note), len(done.proof), len(sig), len(msg)),
+            cp.note, *done.proof, sig, msg])
     return _LEN.pack(len(payload)) + payload
 
 
@@ -113,13 +116,15 @@ def decode_reply(frame: bytes, checkpoints: dict[int, StoredCheckpoint]
                  ) -> tuple[int, int, Integrated | None, str]:
     """(req_id, status, result or None, message); ``checkpoints`` caches the
     checkpoint objects by size (a batch's replies share one)."""
-    (req_id, status, index, itime, size, root, ts, note_len, nproof,
+    (req_id, status, index, itime, size, root, ts, note_len, nproof, set_len,
      msg_len) = _REPLY.unpack_from(frame)
     pos = _REPLY.size
     note = frame[pos:pos + note_len]
     pos += note_len
     proof = tuple(frame[pos + k * HASH:pos + (k + 1) * HASH] for k in range(nproof))
     pos += nproof * HASH
+    sig = frame[pos:pos + set_len] or None
+    pos += set_len
     message = frame[pos:pos + msg_len].decode(errors="replace")
     if status not in (OK, DUPLICATE):
         return req_id, status, None, message
@@ -128,7 +133,8 @@ def decode_reply(frame: bytes, checkpoints: dict[int, StoredCheckpoint]
         if len(checkpoints) > 16:
             checkpoints.clear()
         cp = checkpoints[size] = StoredCheckpoint(size, root, note, ts)
-    return req_id, status, Integrated(index, itime, cp, proof, status == DUPLICATE), message
+    return (req_id, status, Integrated(index, itime, cp, proof, status == DUPLICATE, sig),
+            message)
 
 
 class _Frames(asyncio.Protocol):

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from tlog_client.compact import CompactRange
 from tlog_client.proof import right_edge
 
-from .integrate import (CheckpointSigner, ConsistencyError, inclusion_proofs, integrate,
-                        sign_initial)
+from .integrate import (CheckpointSigner, ConsistencyError, SetSigner, inclusion_proofs,
+                        integrate, sign_initial)
 from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Integrated:
     checkpoint: StoredCheckpoint
     proof: tuple[bytes, ...]
     duplicate: bool = False
+    set_signature: bytes | None = None  # signed and stored at integration
 
 
 class Sequencer:
@@ -64,9 +65,11 @@ class Sequencer:
     def __init__(self, storage: Storage, sign: CheckpointSigner, clock: Callable[[], float],
                  *, batch_size: int = 256, pool_size: int = 4096,
                  batch_delay_ms: int = 0,
-                 on_publish: Callable[[StoredCheckpoint], None] | None = None) -> None:
+                 on_publish: Callable[[StoredCheckpoint], None] | None = None,
+                 sign_sets: SetSigner | None = None) -> None:
         self._storage = storage
         self._sign = sign
+        self._sign_sets = sign_sets
         # Called in the writer thread after each commit that made a new
         # checkpoint, before anyone is acknowledged (the published record).
         self._on_publish = on_publish
@@ -201,7 +204,8 @@ class Sequencer:
         now = max(int(self._clock()), prev.timestamp)
         try:
             with self._storage.write(prev) as txn:
-                batch = integrate(txn, prev, self._edge, entries, now, self._sign)
+                batch = integrate(txn, prev, self._edge, entries, now, self._sign,
+                                  self._sign_sets)
         except ConsistencyError as exc:  # I1: halt rather than sign
             self._halted = str(exc)
             log.critical(self._halted)
@@ -211,5 +215,6 @@ class Sequencer:
         if head is not prev and self._on_publish is not None:
             self._on_publish(head)  # raising: committed, but nobody is acknowledged
         proofs = inclusion_proofs(batch, entries)  # each verified (I5)
-        return [Integrated(p.index, p.integrated_time, head, proof, p.duplicate)
+        return [Integrated(p.index, p.integrated_time, head, proof, p.duplicate,
+                           p.set_signature)
                 for p, proof in zip(batch.placed, proofs)]

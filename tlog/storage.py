@@ -4,12 +4,15 @@ Layout (see docs/storage.md):
 
 - ``meta(key, value)``: the log's identity (origin, tree ID, public key),
   fixed at creation (SPEC I10), and the schema version.
-- ``entries(idx, leaf_hash UNIQUE, body, integrated_time, kind, attestation)``:
-  one row per leaf; the UNIQUE leaf hash makes the database, not an
-  in-memory set, decide duplicates (I4).
+- ``entries(idx, leaf_hash UNIQUE, body, integrated_time, kind, attestation,
+  set_signature)``: one row per leaf; the UNIQUE leaf hash makes the
+  database, not an in-memory set, decide duplicates (I4); the SET signed at
+  integration is served by every later read.
 - ``nodes(id, hash)``: every complete Merkle node, ``id = level << 48 | index``
   (so a tile is one contiguous ``id`` range). Any proof is O(log n) point reads
   and any full or partial tile one range read, with no rehashing (SPEC §8).
+- ``tiles(id, data)``: each full hash tile (256 node hashes) written once
+  when it completes, so that serving it is one row, not 256.
 - ``checkpoints(size, root, note, timestamp)``: exactly one signed note per
   tree size (I6); the largest is the log's head.
 - ``search(key, idx)``: index rows (digest, key hash, identities), written in
@@ -51,7 +54,7 @@ import sqlite_utils
 
 from tlog_client.proof import Address
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _IN_CHUNK = 500  # bound parameters per IN (...) query
 LEVEL_SHIFT = 48
 MAX_TREE_SIZE = 1 << LEVEL_SHIFT
@@ -92,6 +95,7 @@ class StoredEntry:
     integrated_time: int
     kind: str
     attestation: bytes | None
+    set_signature: bytes | None = None  # stored at integration (schema 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,17 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
                "PRIMARY KEY (key, idx)) WITHOUT ROWID")
 
 
-MIGRATIONS = {1: _migrate_v1}
+def _migrate_v2(db: sqlite_utils.Database) -> None:
+    # The SET signed at integration, so that reads serve it instead of
+    # signing again (NULL for entries of older logs: signed when read).
+    db.execute("ALTER TABLE entries ADD COLUMN set_signature BLOB")
+    # Every full hash tile, as written when it completed: one row per tile
+    # read instead of 256 (tiles are immutable; the nodes stay the source of
+    # proofs, and fsck checks each tile against them). id = level << 48 | N.
+    db.execute("CREATE TABLE tiles (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
 
 
 def _set_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
@@ -309,7 +323,7 @@ class ReadTxn:
 
     def entry(self, index: int) -> StoredEntry | None:
         row = self._conn.execute(
-            "SELECT idx, leaf_hash, body, integrated_time, kind, attestation "
+            "SELECT idx, leaf_hash, body, integrated_time, kind, attestation, set_signature "
             "FROM entries WHERE idx = ?", (index,)).fetchone()
         return StoredEntry(*row) if row else None
 
@@ -322,7 +336,8 @@ class ReadTxn:
         """Entries with ``start <= idx < end`` in index order."""
         end = MAX_TREE_SIZE if end is None else end
         for row in self._conn.execute(
-                "SELECT idx, leaf_hash, body, integrated_time, kind, attestation FROM entries "
+                "SELECT idx, leaf_hash, body, integrated_time, kind, attestation, set_signature "
+                "FROM entries "
                 "WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)):
             yield StoredEntry(*row)
 
@@ -352,6 +367,19 @@ class ReadTxn:
             "SELECT hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id",
             (node_id(level, start), node_id(level, start + count)))
         return b"".join(r[0] for r in rows)
+
+    def tile(self, level: int, index: int) -> bytes | None:
+        """The stored full tile (level, index): 256 hashes of Merkle level
+        ``8 * level``; None if it is not stored (not full yet, or completed
+        before schema 2: read it with :meth:`level_hashes`)."""
+        row = self._conn.execute("SELECT data FROM tiles WHERE id = ?",
+                                 (node_id(level, index),)).fetchone()
+        return row[0] if row else None
+
+    def tiles(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored full tile as (level, index, data), for fsck."""
+        for tid, data in self._conn.execute("SELECT id, data FROM tiles ORDER BY id"):
+            yield tid >> LEVEL_SHIFT, tid & ((1 << LEVEL_SHIFT) - 1), data
 
     def index_rows(self, start: int, end: int) -> dict[int, set[str]]:
         """Search keys of entries ``start <= idx < end``, by index (for fsck)."""
@@ -392,17 +420,18 @@ class WriteTxn(ReadTxn):
                 found[h] = (idx, t)
         return found
 
-    def insert_entries(self, first: int, entries: Sequence[NewEntry],
-                       integrated_time: int) -> None:
+    def insert_entries(self, first: int, entries: Sequence[NewEntry], integrated_time: int,
+                       set_signatures: Sequence[bytes | None] | None = None) -> None:
         """Insert ``entries`` at indexes ``first, first+1, …`` with their
-        search rows (I9). A leaf hash already stored fails the whole
+        SETs and search rows (I9). A leaf hash already stored fails the whole
         transaction (UNIQUE, I4): callers look them up first."""
         conn = self._conn
+        sets = set_signatures or [None] * len(entries)
         conn.executemany(
-            "INSERT INTO entries (idx, leaf_hash, body, integrated_time, kind, attestation) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(first + k, e.leaf_hash, e.body, integrated_time, e.kind, e.attestation)
-             for k, e in enumerate(entries)])
+            "INSERT INTO entries (idx, leaf_hash, body, integrated_time, kind, attestation, "
+            "set_signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(first + k, e.leaf_hash, e.body, integrated_time, e.kind, e.attestation, sig)
+             for k, (e, sig) in enumerate(zip(entries, sets))])
         conn.executemany("INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
                          [(key, first + k) for k, e in enumerate(entries)
                           for key in e.index_keys])
@@ -410,6 +439,11 @@ class WriteTxn(ReadTxn):
     def insert_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self._conn.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)",
                                [(node_id(lv, i), h) for lv, i, h in nodes])
+
+    def insert_tiles(self, tiles: Iterable[tuple[int, int, bytes]]) -> None:
+        """Store full tiles (level, index, 8,192 bytes) as they complete."""
+        self._conn.executemany("INSERT INTO tiles (id, data) VALUES (?, ?)",
+                               [(node_id(lv, i), data) for lv, i, data in tiles])
 
     def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
         """Insert the new head; the primary key refuses a second note for one size (I6)."""

@@ -6,10 +6,13 @@ raises :class:`~tlog_client.errors.ProofError` subclasses; none returns a bool.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from .errors import ConsistencyProofError, InclusionProofError, RootMismatchError
-from .hashing import HASH_SIZE, node_hash
+from .hashing import HASH_SIZE, NODE_PREFIX
+
+_sha256 = hashlib.sha256
 
 
 def inclusion_proof_length(index: int, size: int) -> int:
@@ -85,28 +88,37 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes,
                                 root2, computed)
 
 
+# The chains below are node_hash (RFC 6962: SHA-256(0x01 || left || right))
+# written inline: a proof is verified per level, and a call per level is a
+# third of the time of a 2^30 inclusion proof (tests check against node_hash).
+
 def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
-    for i, h in enumerate(proof):
-        seed = node_hash(h, seed) if (index >> i) & 1 else node_hash(seed, h)
+    sha, one = _sha256, NODE_PREFIX
+    for h in proof:
+        seed = sha(one + h + seed).digest() if index & 1 else sha(one + seed + h).digest()
+        index >>= 1
     return seed
 
 
 def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
-    for i, h in enumerate(proof):
-        if (index >> i) & 1:
-            seed = node_hash(h, seed)
+    sha, one = _sha256, NODE_PREFIX
+    for h in proof:
+        if index & 1:
+            seed = sha(one + h + seed).digest()
+        index >>= 1
     return seed
 
 
 def _chain_border(seed: bytes, proof: Sequence[bytes]) -> bytes:
+    sha, one = _sha256, NODE_PREFIX
     for h in proof:
-        seed = node_hash(h, seed)
+        seed = sha(one + h + seed).digest()
     return seed
 
 
 def _check_hashes(error: type[Exception], *values: bytes | Sequence[bytes]) -> None:
     for value in values:
-        items = [value] if isinstance(value, (bytes, bytearray)) else value
+        items = (value,) if isinstance(value, (bytes, bytearray)) else value
         for h in items:
-            if not isinstance(h, (bytes, bytearray)) or len(h) != HASH_SIZE:
+            if (type(h) is not bytes and not isinstance(h, bytearray)) or len(h) != HASH_SIZE:
                 raise error(f"hash is not {HASH_SIZE} bytes")

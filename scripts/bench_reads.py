@@ -9,7 +9,7 @@ loop, keep-alive, ``--clients`` connections, for each kind of read:
 
 - inclusion proofs: ``GET /api/v1/log/entries?logIndex=`` at random indexes
   (the entry, its inclusion proof at the current checkpoint, verified by the
-  server before it answers, and a fresh SET);
+  server before it answers, and its stored SET);
 - consistency proofs: ``GET /api/v1/log/proof?firstSize=<random>&lastSize=<size>``;
 - full tiles: random level-0 and level-1 tiles; entry bundles;
 - the partial tile at the right edge of the tree.
@@ -30,6 +30,7 @@ import json
 import random
 import statistics
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchserver  # noqa: E402
 import build_synthetic_log  # noqa: E402
 import loadgen  # noqa: E402
+import profiling  # noqa: E402
 from render_benchmarks import load_average, machine_info, write_result  # noqa: E402
 
 from tlog_client.checkpoint import open_checkpoint  # noqa: E402
@@ -55,6 +57,20 @@ MODES = {"entry": "inclusion proof (GET entry by logIndex)",
          "bundle": "full entry bundle",
          "partial": "partial tile (right edge)"}
 TILE_MODES = ("tile", "tile1", "bundle", "partial")
+READ_FRAMES = {
+    "HTTP request handling (aiohttp; includes the handler)": "RequestHandler._handle_request",
+    "GET entry handler": "LogApi.get_entry_by_index",
+    "entry row read": "ReadTxn.entry",
+    "proof node reads (O(log n) point reads)": "ReadTxn.read_hashes",
+    "leaf hash re-check (I3)": "leaf_hash",
+    "inclusion proof verification": "verify_inclusion",
+    "SET signing (only entries without a stored SET)": "sign_set",
+    "response rendering": "log_entry_json",
+    "snapshot (BEGIN, head, COMMIT)": "Storage.snapshot",
+    "tile handler": "LogApi.tile",
+    "stored full tile read": "ReadTxn.tile",
+    "range read (partial tiles, bundles)": "level_hashes",
+}
 
 
 def _get(url: str) -> bytes:
@@ -121,7 +137,7 @@ def run_mode(url: str, port: int, mode: str, size: int, clients: int, duration: 
 
 
 def measure_size(size: int, clients: int, duration: float, repeat: int, use_wrk: bool,
-                 build_info: dict | None) -> dict:
+                 build_info: dict | None, profile: bool = False) -> dict:
     data_dir, built = build_synthetic_log.cached_log(size, progress=_progress(size))
     print(file=sys.stderr)
     out = {"size": size, "build": built or build_info, "modes": {}}
@@ -149,6 +165,16 @@ def measure_size(size: int, clients: int, duration: float, repeat: int, use_wrk:
             print(f"  {actual:>10,} {mode:8s} {m['rate']:>8,.0f}/s p50 {m['p50_ms']:.2f} ms "
                   f"p99 {m['p99_ms']:.2f} ms", file=sys.stderr)
         out["rss_mib"] = round(server.rss_mib(), 1)
+        if profile and profiling.available() and use_wrk:
+            out["profiles"] = {}
+            for mode in ("entry", "tile"):
+                with profiling.Recording(server.proc.pid,
+                                         Path(tempfile.mkdtemp()) / "p.txt") as rec:
+                    time.sleep(0.5)
+                    run = run_mode(server.url, server.port, mode, actual, clients, duration,
+                                   use_wrk)
+                out["profiles"][mode] = {**rec.summary(READ_FRAMES),
+                                         "rate": run["rate"]}
     return out
 
 
@@ -175,7 +201,7 @@ def main() -> int:
     for size in sizes:
         started = time.perf_counter()
         results.append(measure_size(size, args.clients, args.duration, args.repeat, use_wrk,
-                                    None))
+                                    None, profile=(size == sizes[-1])))
         results[-1]["seconds"] = round(time.perf_counter() - started, 1)
     machine["load_average_at_end"] = load_average()
     result = report(machine, gen, args, results)
@@ -216,6 +242,21 @@ def report(machine, gen, args, results) -> dict:
                    (r["build"] or {}).get("seconds"), (r["build"] or {}).get("rate"),
                    round(((r["build"] or {}).get("db_bytes") or 0) / 2**20) or None,
                    r["startup_s"], r["rss_mib"]] for r in results]
+    tables = [{"title": "Requests/s and latency (medians), server on one core",
+               "columns": ["tree size", "read", "requests/s", "p50 ms", "p99 ms"],
+               "rows": rows},
+              {"title": "The logs",
+               "columns": ["tree size", "entries built", "build s", "entries/s",
+                           "database MiB", "server startup s", "server RSS MiB"],
+               "rows": build_rows}]
+    for mode, prof in big.get("profiles", {}).items():
+        tables.append({
+            "title": f"Where the server's CPU goes: {MODES[mode]} at {big['tree_size']:,} "
+                     f"(py-spy, {prof['rate']:,.0f} requests/s while sampled; inclusive "
+                     "shares, they overlap)",
+            "columns": ["frame", "% of samples"],
+            "rows": sorted(([k, v] for k, v in prof["named"].items() if v),
+                           key=lambda r: -r[1])})
     plots = [{"file": "reads-rate.png", "title": "Reads on one core", "kind": "bar",
               "xlabel": "tree size", "ylabel": "requests/s",
               "series": [{"label": MODES[mode],
@@ -234,21 +275,14 @@ def report(machine, gen, args, results) -> dict:
         "Each inclusion-proof answer is the full Rekor LogEntry: the stored body (its leaf "
         "hash re-checked, I3), the inclusion proof read from the stored nodes (O(log n) "
         "point reads in one snapshot) and verified against the signed root before it is "
-        "sent, the checkpoint, and a fresh Ed25519 SET.",
+        "sent, the checkpoint, and the SET signed when the entry was integrated.",
         "A sample of answers is verified with tlog_client before measuring (inclusion and "
         "consistency proofs against the checkpoint signed by the pinned key).",
     ]
     return {"benchmark": "reads", "title": "Reads", "order": 30,
             "command": "scripts/bench_reads.py", "machine": machine, "method": method,
-            "targets": targets,
-            "tables": [{"title": "Requests/s and latency (medians), server on one core",
-                        "columns": ["tree size", "read", "requests/s", "p50 ms", "p99 ms"],
-                        "rows": rows},
-                       {"title": "The logs",
-                        "columns": ["tree size", "entries built", "build s", "entries/s",
-                                    "database MiB", "server startup s", "server RSS MiB"],
-                        "rows": build_rows}],
-            "plots": plots, "notes": [], "data": {"results": results}}
+            "targets": targets, "tables": tables, "plots": plots, "notes": [],
+            "data": {"results": results}}
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchserver  # noqa: E402
 import loadgen  # noqa: E402
+import profiling  # noqa: E402
 import signed_entries  # noqa: E402
 from render_benchmarks import load_average, machine_info, write_result  # noqa: E402
 
@@ -183,6 +184,43 @@ def _python_fixed(port: int, rate: int, duration: float) -> dict:
     return result.summary()
 
 
+WRITE_FRAMES = {
+    "HTTP request handling (aiohttp; includes the handler)": "RequestHandler._handle_request",
+    "create_entry handler": "LogApi.create_entry",
+    "entry parsing and checks (parse_proposed)": "parse_proposed (entrytypes.py",
+    "ECDSA P-256 verify of the entry's signature": "_verify_ecdsa",
+    "strict JSON parsing": "loads_strict",
+    "canonical body": "canonical_body",
+    "response rendering": "log_entry_json",
+    "sequencer batch, writer thread (all)": "Sequencer._integrate",
+    "SET signatures (Ed25519, per entry, in the batch)": "sign_sets",
+    "checkpoint signature (per batch)": "sign_checkpoint",
+    "inclusion proofs from memory, verified": "inclusion_proofs",
+    "SQLite writes (entries, search, nodes, tiles)": "insert_",
+    "COMMIT": "Storage.write",
+    "published-checkpoint record (per batch)": "PublishedRecord.publish",
+}
+
+
+def profile_run(gen: Generator, clients: int, duration: float) -> dict | None:
+    """One single-core run under py-spy: where the server's CPU goes."""
+    if not profiling.available():
+        return None
+    workdir = Path(tempfile.mkdtemp(prefix="tlog-bench-prof-"))
+    try:
+        with benchserver.Server(workdir / "log", cpus="0") as server:
+            gen.closed(server.url, server.port, 16, 1.0, WARMUP_OFFSET, "1")
+            with profiling.Recording(server.proc.pid, workdir / "profile.txt") as rec:
+                time.sleep(0.5)
+                run = gen.closed(server.url, server.port, clients, duration, 0, "1")
+            out = rec.summary(WRITE_FRAMES)
+        out["run"] = {k: run[k] for k in ("rate", "p50_ms", "p99_ms")}
+        out["clients"] = clients
+        return out
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def ceiling(gen: Generator, duration: float) -> dict:
     """Requests/s the generator reaches against a canned 201 responder on CPU 0."""
     port = benchserver.free_port()
@@ -244,6 +282,7 @@ def main() -> int:
     single = closed_sweep(gen, clients_list, args.repeat, args.duration, "1 core",
                           server_cpus="0", gen_cpus="1")
     rate = fixed_rate(FIXED_RATE, 20.0 if not args.quick else 8.0, args.repeat)
+    profile = profile_run(gen, 128, args.duration)
     both = []
     for workers in (0, 1, 2, 3):
         row = closed_sweep(gen, (128,), args.repeat, args.duration, f"2 cores, workers {workers}",
@@ -260,12 +299,12 @@ def main() -> int:
         finally:
             drop_baseline(base)
     machine["load_average_at_end"] = load_average()
-    result = report(machine, gen, args, ceil, single, rate, both, baseline)
+    result = report(machine, gen, args, ceil, single, rate, both, baseline, profile)
     print(f"wrote {write_result(result)}")
     return 0
 
 
-def report(machine, gen, args, ceil, single, rate, both, baseline) -> dict:
+def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> dict:
     best1 = max(single, key=lambda r: r["rate"])
     best2 = max(both, key=lambda r: r["rate"])
     by_clients = {r["clients"]: r for r in single}
@@ -308,6 +347,16 @@ def report(machine, gen, args, ceil, single, rate, both, baseline) -> dict:
                       b["server_cpu_us_per_entry"],
                       by_clients.get(b["clients"], {}).get("server_cpu_us_per_entry")]
                      for b in baseline]})
+    if profile:
+        tables.append({
+            "title": f"Where the server's CPU goes: py-spy, {profile['clients']} clients, one "
+                     f"core ({profile['run']['rate']:,.0f} entries/s while sampled; "
+                     f"{profile['samples']:,} samples; inclusive shares, they overlap)",
+            "columns": ["frame", "% of samples"],
+            "rows": sorted(([k, v] for k, v in profile["named"].items()),
+                           key=lambda r: -r[1])})
+        tables.append({"title": "Top frames by self time",
+                       "columns": ["frame", "% of samples"], "rows": profile["self"]})
     plots = [
         {"file": "writes-throughput.png", "title": "Durable writes, server on one core",
          "kind": "line", "xlabel": "concurrent clients", "ylabel": "entries/s", "xscale": "log",
@@ -347,7 +396,8 @@ def report(machine, gen, args, ceil, single, rate, both, baseline) -> dict:
             "command": "scripts/bench_writes.py", "machine": machine, "method": method,
             "targets": targets, "tables": tables, "plots": plots, "notes": [],
             "data": {"single_core": single, "fixed_rate": rate, "both_cores": both,
-                     "ceiling": ceil, "baseline": baseline, "baseline_ref": args.baseline}}
+                     "ceiling": ceil, "baseline": baseline, "baseline_ref": args.baseline,
+                     "profile": profile}}
 
 
 if __name__ == "__main__":

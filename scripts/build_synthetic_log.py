@@ -24,6 +24,7 @@ distinct).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -114,7 +115,8 @@ def cached_log(size: int, progress: Callable[[StoredCheckpoint, float], None] | 
     LOGS.mkdir(parents=True, exist_ok=True)
     path = LOGS / f"n{size}"
     if _complete(path) is not None:
-        return path, None
+        info = path / "synthetic-build.json"
+        return path, json.loads(info.read_text()) if info.exists() else None
     smaller = sorted((n, p) for p in LOGS.iterdir()
                      if (n := _complete(p)) is not None and n < size)
     work = LOGS / f"n{size}.building"
@@ -123,6 +125,8 @@ def cached_log(size: int, progress: Callable[[StoredCheckpoint, float], None] | 
         shutil.copytree(smaller[-1][1], work)
         (work / "synthetic-size").unlink()
     done = build(work, size, progress=progress)
+    done["copied_from"] = smaller[-1][0] if smaller else None
+    (work / "synthetic-build.json").write_text(json.dumps(done, indent=1) + "\n")
     (work / "synthetic-size").write_text(str(size))
     work.rename(path)
     return path, done
@@ -130,8 +134,10 @@ def cached_log(size: int, progress: Callable[[StoredCheckpoint, float], None] | 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--entries", type=int, required=True, help="tree size to reach")
+    parser.add_argument("--data-dir", type=Path, help="the log to build or extend")
+    parser.add_argument("--entries", type=int, help="tree size to reach")
+    parser.add_argument("--cache", help="instead: build the benchmarks' cached logs of these "
+                                        "sizes (comma-separated) in .bench-cache/logs")
     parser.add_argument("--keys", type=int, default=16, help="signing keys (build systems)")
     parser.add_argument("--seed", default=SEED)
     parser.add_argument("--chunk", type=int, default=50_000,
@@ -142,6 +148,14 @@ def main() -> int:
 
     def show(head: StoredCheckpoint, elapsed: float) -> None:
         print(f"\r{head.size:,} entries, {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
+
+    if args.cache:
+        for size in sorted(int(n) for n in args.cache.split(",")):
+            path, done = cached_log(size, progress=show)
+            print(f"\n{path}: {json.dumps(done)}", file=sys.stderr)
+        return 0
+    if args.data_dir is None or args.entries is None:
+        parser.error("give --data-dir and --entries, or --cache")
 
     result = build(args.data_dir, args.entries, keys=args.keys, seed=args.seed,
                    chunk=args.chunk, origin=args.origin, workers=args.workers, progress=show)

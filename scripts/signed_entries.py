@@ -27,6 +27,7 @@ import os
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -97,7 +98,15 @@ def generate(seed: str, keys: int, start: int, count: int,
             yield _make_chunk(job)
         return
     with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(_make_chunk, jobs)
+        # At most 2 chunks ahead per worker: a slower consumer must not
+        # make the signed entries pile up in memory.
+        pending = deque()
+        for job in jobs:
+            pending.append(pool.submit(_make_chunk, job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def check_sample(bodies: list[bytes]) -> None:

@@ -209,6 +209,41 @@ def main() -> int:
     return 0
 
 
+def read_notes(results: list[dict]) -> list[str]:
+    notes = []
+    big, small = results[-1], results[0]
+    e_big, e_small = big["modes"]["entry"], small["modes"]["entry"]
+    notes.append(
+        f"Inclusion proofs: {e_small['rate']:,.0f}/s at {small['tree_size']:,} and "
+        f"{e_big['rate']:,.0f}/s at {big['tree_size']:,} entries, i.e. "
+        f"{1e6 / e_big['rate']:,.0f} µs of the one core per request. A proof is one SQL "
+        "query of O(log n) point reads in the request's snapshot; what grows with the tree "
+        "is the number of nodes (log2 n) and how many of them miss SQLite's page cache.")
+    prof = big.get("profiles", {}).get("entry")
+    if prof:
+        n = prof["named"]
+        http = n["HTTP request handling (aiohttp; includes the handler)"] - \
+            n["GET entry handler"]
+        notes.append(
+            f"Profile of inclusion-proof reads at {big['tree_size']:,}: aiohttp outside the "
+            f"handler about {http:.0f}% of the samples, proof node reads "
+            f"{n['proof node reads (O(log n) point reads)']:.0f}%, the entry row "
+            f"{n['entry row read']:.0f}%, verifying the proof before answering "
+            f"{n['inclusion proof verification']:.0f}% and the leaf hash re-check "
+            f"{n['leaf hash re-check (I3)']:.0f}%, rendering "
+            f"{n['response rendering']:.0f}%; no signing (the SET is stored).")
+    tiles = {m: big["modes"][m]["rate"] for m in ("tile", "tile1", "partial", "bundle")
+             if m in big["modes"]}
+    if tiles:
+        notes.append(
+            "Full tiles are one stored row each (" +
+            ", ".join(f"{MODES[m]} {r:,.0f}/s" for m, r in tiles.items()) +
+            "): a partial tile is a range read of up to 255 node rows and an entry bundle "
+            "of up to 256 entry rows, which is why they are slower; full tiles and bundles "
+            "are immutable and served with long-lived cache headers, so a CDN absorbs them.")
+    return notes
+
+
 def report(machine, gen, args, results) -> dict:
     big = results[-1]
     tiles_big = [big["modes"][m] for m in ("tile", "tile1", "bundle") if m in big["modes"]]
@@ -281,7 +316,8 @@ def report(machine, gen, args, results) -> dict:
     ]
     return {"benchmark": "reads", "title": "Reads", "order": 30,
             "command": "scripts/bench_reads.py", "machine": machine, "method": method,
-            "targets": targets, "tables": tables, "plots": plots, "notes": [],
+            "targets": targets, "tables": tables, "plots": plots,
+            "notes": read_notes(results),
             "data": {"results": results}}
 
 

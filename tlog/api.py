@@ -296,8 +296,11 @@ class LogApi:
             raise ApiError(413, f"body: Content-Length {request.content_length} is over the "
                                 f"limit of {self.config.max_body} bytes")
         try:
-            async with asyncio.timeout(self.config.read_timeout_s):
+            if request.content.is_eof():  # the whole body came with the headers
                 data = await request.read()
+            else:
+                async with asyncio.timeout(self.config.read_timeout_s):
+                    data = await request.read()
         except TimeoutError:
             raise ApiError(408, f"body: not received within {self.config.read_timeout_s:g} s"
                            ) from None

@@ -274,7 +274,10 @@ class RemoteSequencer:
         self._halted: str | None = None
         self._checkpoints: dict[int, StoredCheckpoint] = {}
 
-    async def start(self, timeout: float = 30.0) -> StoredCheckpoint:
+    async def start(self, timeout: float = 30.0,
+                    gone: Callable[[], bool] = lambda: False) -> StoredCheckpoint:
+        """Connect, retrying for ``timeout`` seconds unless ``gone()`` says
+        the sequencer process is no more."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -283,7 +286,7 @@ class RemoteSequencer:
                     lambda: _ClientLink(self), str(self._path))
                 return self.head
             except (FileNotFoundError, ConnectionRefusedError):
-                if loop.time() > deadline:
+                if loop.time() > deadline or gone():
                     raise LinkError(f"no sequencer listening at {self._path}") from None
                 await asyncio.sleep(0.05)
 

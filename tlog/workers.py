@@ -33,17 +33,18 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_S = 1.0
 
 
-def _worker_main(config: Config, link: str) -> None:
+def _worker_main(config: Config, link: str, sequencer_pid: int) -> None:
     """Entry point of a worker process."""
     logging.basicConfig(level=os.environ.get("TLOG_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     try:
-        asyncio.run(_worker(config, Path(link)))
+        asyncio.run(_worker(config, Path(link), sequencer_pid))
     except KeyboardInterrupt:
         pass
 
 
-async def _worker(config: Config, link: Path, clock: Callable[[], float] = time.time) -> None:
+async def _worker(config: Config, link: Path, sequencer_pid: int,
+                  clock: Callable[[], float] = time.time) -> None:
     from .app import build_http_app, start_http, stop_event, stop_http
     from .identity import load_or_create
     from .storage import Storage
@@ -53,7 +54,7 @@ async def _worker(config: Config, link: Path, clock: Callable[[], float] = time.
         identity = load_or_create(config, storage, create=False)
         stop = stop_event()
         remote = RemoteSequencer(link, storage, on_lost=stop.set)
-        await remote.start()
+        await remote.start(gone=lambda: os.getppid() != sequencer_pid)
         app = build_http_app(config, storage, identity, remote, clock)
         runner, server = await start_http(app, config, reuse_port=True)
         await stop.wait()
@@ -73,7 +74,8 @@ class _Workers:
         self._procs: list[multiprocessing.Process | None] = [None] * config.workers
 
     def _spawn(self, i: int) -> None:
-        proc = self._ctx.Process(target=_worker_main, args=(self._config, str(self._link)),
+        proc = self._ctx.Process(target=_worker_main,
+                                 args=(self._config, str(self._link), os.getpid()),
                                  name=f"tlog-worker-{i}")
         proc.start()
         self._procs[i] = proc

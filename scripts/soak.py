@@ -13,10 +13,25 @@ their one expected 4xx. Every response is checked: any other status, any
 5xx, any transport error counts as an error.
 
 Every ``--sample-s`` seconds: the server's resident memory (VmRSS of the
-process), its open file descriptors and threads, the tree size, and per kind
-the request count and latency percentiles. After the run: the RSS after
-warm-up against the RSS at the end (and the least-squares slope after
-warm-up), the server log checked for tracebacks, ``tlog fsck``. Writes
+process), the size of its database (with the WAL), its open file descriptors
+and threads, the tree size, and per kind the request count and latency
+percentiles. After the run: the RSS after warm-up against the RSS at the end
+(and the least-squares slope after warm-up), the server log checked for
+tracebacks, ``tlog fsck``. SQLite keeps up to 64 MiB of pages per connection
+(one writer, one reader), so while the database is smaller than that its
+page caches legitimately grow with it, up to two MB of RSS per MB of
+database. So the log is first prefilled (``--prefill``, default 60,000
+entries, written as fast as the server takes them: about 90 MB of database)
+and the timed run starts with full caches, where any RSS growth is growth.
+Growth is judged as a trend, not a step: the RSS high-water mark of the
+second half of the run (after warm-up) may exceed that of the first half by
+at most ``--max-growth-mb`` and the second half's slope must stay under a
+tenth of that per minute (without a prefill: beyond the page caches' growth
+with the database). A one-time step, a burst of concurrent requests leaving
+the allocator at a higher mark, passes; a leak, which keeps making new
+highs, does not. Every raw figure is reported (the growth from the end of
+warm-up to the end too). ``--from-json`` summarises and plots a saved run
+again. Writes
 docs/bench/soak.json and docs/bench/soak.png.
 
     .venv/bin/python scripts/soak.py [--minutes 10] [--warmup-minutes 2]
@@ -31,6 +46,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -62,10 +78,17 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def proc_stats(pid: int) -> dict:
+def proc_stats(pid: int, data_dir: Path) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+    db = sum((data_dir / name).stat().st_size for name in ("tlog.db", "tlog.db-wal")
+             if (data_dir / name).exists())
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return {"cpu_s": (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"),
+            "load1": os.getloadavg()[0],
+            "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+            "rss_anon_mb": int(fields["RssAnon"].split()[0]) / 1024,
+            "db_mb": db / 2**20,
             "threads": int(fields["Threads"]),
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
@@ -74,7 +97,10 @@ class Load:
     def __init__(self, url: str, rng: random.Random) -> None:
         self.url = url
         self.rng = rng
-        self.signers = [ecdsa_signer(), ecdsa_signer(), rsa_signer()]
+        # Many keys, so a search by key finds a few hundred entries at most
+        # and the cost of a request does not grow with the log.
+        self.signers = [ecdsa_signer() for _ in range(32)] + [rsa_signer()]
+        self.digests: list[str] = []  # artifact digests logged (searches that hit)
         self.key = ecdsa_key()
         self.size = 0
         self.uuids: list[str] = []
@@ -119,8 +145,11 @@ class Load:
 
     def search(self):
         signer = self.rng.choice(self.signers)
-        if self.rng.random() < 0.5:
+        choice = self.rng.random()
+        if choice < 0.4 or not self.digests:
             query = {"hash": "sha256:" + os.urandom(32).hex()}
+        elif choice < 0.8:
+            query = {"hash": self.rng.choice(self.digests)}
         else:
             query = {"publicKey": {"format": "x509",
                                    "content": signer.entry()["spec"]["signature"]["publicKey"][
@@ -209,6 +238,9 @@ class Load:
                 self.uuids.append(uuid)
             if len(self.logged) < 200 and isinstance(body, dict):
                 self.logged.append(body)
+            if body.get("kind") == "hashedrekord" and len(self.digests) < 5000:
+                digest = body["spec"]["data"]["hash"]
+                self.digests.append(f"{digest['algorithm']}:{digest['value']}")
 
     async def run_kind(self, kind: str, rate: float, until: float) -> None:
         period = 1 / rate
@@ -229,24 +261,49 @@ class Load:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def soak(server: ServerProcess, minutes: float, sample_s: float, seed: int) -> dict:
+async def prefill(load: Load, count: int, concurrency: int = 32) -> dict:
+    """Write ``count`` entries as fast as the server takes them (closed loop)."""
+    started = time.monotonic()
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await load.one("write")
+            if load.errors:
+                return
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    seconds = time.monotonic() - started
+    print(f"prefill: {count} entries in {seconds:.0f} s, tree size {load.size}, "
+          f"errors {len(load.errors)}", flush=True)
+    load.latency.clear()
+    load.statuses.clear()
+    return {"entries": count, "seconds": round(seconds, 1), "tree_size": load.size}
+
+
+async def soak(server: ServerProcess, minutes: float, sample_s: float, seed: int,
+               prefill_count: int = 0) -> dict:
     load = Load(server.url, random.Random(seed))
     samples = []
-    start = time.monotonic()
-    until = start + minutes * 60
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=60)) as session:
         load.session = session
         async with session.get(server.url + f"{API}/log") as r:
             load.size = (await r.json())["treeSize"]
+        filled = await prefill(load, prefill_count) if prefill_count else None
+        start = time.monotonic()
+        until = start + minutes * 60
         runners = [asyncio.create_task(load.run_kind(k, rate, until))
-                   for k, rate in RATES.items()]
+                   for k, rate in RATES.items() if rate > 0]
         next_sample = start + sample_s
+        last_cpu = [proc_stats(server.proc.pid, server.data_dir)["cpu_s"], start]
         while time.monotonic() < until:
             await asyncio.sleep(max(0.0, next_sample - time.monotonic()))
             next_sample += sample_s
-            stats = proc_stats(server.proc.pid)
+            stats = proc_stats(server.proc.pid, server.data_dir)
             interval = {}
             for kind in RATES:
                 lat, load.latency[kind] = load.latency[kind], []
@@ -254,16 +311,23 @@ async def soak(server: ServerProcess, minutes: float, sample_s: float, seed: int
                                   "p95_ms": percentile(lat, .95) * 1e3,
                                   "p99_ms": percentile(lat, .99) * 1e3,
                                   "max_ms": max(lat, default=float("nan")) * 1e3}
-            sample = {"t": round(time.monotonic() - start, 2), **stats,
+            now = time.monotonic()
+            stats["server_cpu_pct"] = round(100 * (stats["cpu_s"] - last_cpu[0])
+                                            / max(1e-9, now - last_cpu[1]), 1)
+            last_cpu[:] = [stats["cpu_s"], now]
+            sample = {"t": round(now - start, 2), **stats,
                       "tree_size": load.size, "errors": len(load.errors), "latency": interval}
             samples.append(sample)
-            print(f"t={sample['t']:6.0f}s rss={stats['rss_mb']:6.1f} MB fds={stats['fds']:3d} "
+            print(f"t={sample['t']:6.0f}s rss={stats['rss_mb']:6.1f} MB db={stats['db_mb']:6.1f} MB "
+                  f"cpu={stats['server_cpu_pct']:3.0f}% load={stats['load1']:.1f} "
+                  f"fds={stats['fds']:3d} "
                   f"threads={stats['threads']:2d} tree={load.size:6d} "
                   + " ".join(f"{k}={v['n']}/{v['p50_ms']:.1f}/{v['p99_ms']:.0f}ms"
                              for k, v in interval.items())
                   + f" errors={len(load.errors)}", flush=True)
         await asyncio.gather(*runners)
-    return {"samples": samples, "errors": load.errors, "skipped": dict(load.skipped),
+    return {"prefill": filled, "samples": samples, "errors": load.errors,
+            "skipped": dict(load.skipped),
             "statuses": {k: {str(s): n for s, n in sorted(c.items())}
                          for k, c in load.statuses.items()},
             "tree_size": load.size}
@@ -284,10 +348,12 @@ def plot(result: dict, path: Path, warmup_s: float) -> None:
     import matplotlib.pyplot as plt
     samples = result["samples"]
     t = [s["t"] / 60 for s in samples]
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
+    fig, (ax1, ax2, ax3, ax4) = plt.subplots(4, 1, figsize=(10, 12), sharex=True,
+                                             gridspec_kw={"height_ratios": [3, 3, 3, 1.5]})
     ax1.plot(t, [s["rss_mb"] for s in samples], color="tab:blue", label="server RSS")
+    ax1.plot(t, [s["db_mb"] for s in samples], color="tab:orange", label="database + WAL size")
     ax1.axvspan(0, warmup_s / 60, color="0.9", label="warm-up")
-    ax1.set_ylabel("RSS (MB)")
+    ax1.set_ylabel("MB")
     ax1.set_ylim(bottom=0)
     ax1b = ax1.twinx()
     ax1b.plot(t, [s["tree_size"] for s in samples], color="tab:gray", ls="--",
@@ -295,7 +361,10 @@ def plot(result: dict, path: Path, warmup_s: float) -> None:
     ax1b.set_ylabel("tree size (entries)")
     ax1.legend(loc="upper left")
     ax1b.legend(loc="lower right")
-    ax1.set_title(f"tlog soak: {result['summary']['minutes']:g} min mixed load "
+    prefilled = result["summary"]["prefill"]
+    ax1.set_title(f"tlog soak: {result['summary']['minutes']:g} min mixed load"
+                  + (f" on a log prefilled with {prefilled['entries']} entries"
+                     if prefilled else "") + "\n"
                   f"({result['summary']['requests']} requests, "
                   f"{result['summary']['errors']} errors)")
     for kind in RATES:
@@ -307,9 +376,85 @@ def plot(result: dict, path: Path, warmup_s: float) -> None:
         ax.legend(ncol=3, fontsize=8)
         ax.axvspan(0, warmup_s / 60, color="0.9")
         ax.grid(True, which="both", alpha=0.3)
-    ax3.set_xlabel("minutes")
+    ax4.plot(t, [s["server_cpu_pct"] for s in samples], color="tab:blue",
+             label="server CPU (% of one core)")
+    ax4.plot(t, [100 * s["load1"] / (os.cpu_count() or 1) for s in samples], color="tab:red",
+             label="machine load (% of all cores, 1-min average)")
+    ax4.set_ylabel("%")
+    ax4.set_ylim(bottom=0)
+    ax4.legend(fontsize=8, loc="upper left")
+    ax4.axvspan(0, warmup_s / 60, color="0.9")
+    ax4.set_xlabel("minutes")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def summarize(result: dict, run: dict, warmup: float, max_growth_mb: float) -> dict:
+    """The figures of a run (``run``: what only the live run knows: settings,
+    final process figures, log and fsck results)."""
+    samples = result["samples"]
+    after = [(s["t"], s["rss_mb"]) for s in samples if s["t"] > warmup]
+    end_t = samples[-1]["t"]
+    first_minute = [r for t, r in after if t <= warmup + 60]
+    last_minute = [r for t, r in after if t > end_t - 60]
+    rss_warm = statistics.median(first_minute) if first_minute else float("nan")
+    rss_end = statistics.median(last_minute) if last_minute else float("nan")
+    # Growth is a trend, not a step: the high-water mark of the second half
+    # of the run (after warm-up) against that of the first half, and the
+    # slope of the second half. (A burst of requests, e.g. while the machine
+    # is busy elsewhere, leaves the allocator at a higher mark once; a leak
+    # keeps making new highs.)
+    middle = warmup + (end_t - warmup) / 2
+    first_half = [r for t, r in after if t <= middle]
+    second_half = [(t, r) for t, r in after if t > middle]
+    new_high = max(r for _, r in second_half) - max(first_half)
+    slope_second = slope_mb_per_min(second_half)
+    db_after = [(s["t"], s["db_mb"]) for s in samples if s["t"] > warmup]
+    db_second = [(t, d) for t, d in db_after if t > middle]
+    db_growth = db_after[-1][1] - db_after[0][1] if db_after else 0.0
+    # SQLite keeps up to 64 MiB of pages per connection (cache_size), one
+    # writer and one reader connection: while the database is smaller than
+    # that, the caches grow with it (at most 2 MB of RSS per MB of database).
+    cache_allowance = 2 * max(0.0, db_second[-1][1] - db_second[0][1]) if db_second else 0.0
+    all_lat = defaultdict(list)
+    requests = sum(sum(c.values()) for c in result["statuses"].values())
+    for s in samples:
+        for kind, v in s["latency"].items():
+            if s["t"] > warmup and v["n"]:
+                all_lat[kind].append(v["p99_ms"])
+    summary = {
+        **{k: run[k] for k in ("minutes", "warmup_minutes", "sample_s", "rates_per_s")},
+        "prefill": result.get("prefill"), "requests": requests,
+        "tree_size": result["tree_size"], "errors": len(result["errors"]),
+        "skipped": result["skipped"], "statuses": result["statuses"],
+        "rss_mb_after_warmup": round(rss_warm, 1), "rss_mb_end": round(rss_end, 1),
+        "rss_growth_mb": round(rss_end - rss_warm, 1),
+        "rss_slope_mb_per_min_after_warmup": round(slope_mb_per_min(after), 3),
+        "rss_new_high_second_half_mb": round(new_high, 1),
+        "rss_slope_mb_per_min_second_half": round(slope_second, 3),
+        "db_mb_end": round(samples[-1]["db_mb"], 1),
+        "db_growth_mb_after_warmup": round(db_growth, 1),
+        "db_slope_mb_per_min_after_warmup": round(slope_mb_per_min(db_after), 3),
+        "rss_mb_max": round(max(s["rss_mb"] for s in samples), 1),
+        "fds_first_last": [samples[0]["fds"], run["final"]["fds"]],
+        "threads_first_last": [samples[0]["threads"], run["final"]["threads"]],
+        "median_p99_ms_after_warmup": {k: round(statistics.median(v), 2)
+                                       for k, v in all_lat.items()},
+        "worst_p99_ms_after_warmup": {k: round(max(v), 2) for k, v in all_lat.items()},
+        "server_log_tracebacks": run["tracebacks"],
+        "fsck_ok": run["fsck_ok"], "fsck_entries": run["fsck_entries"],
+        "machine": run["machine"],
+    }
+    # Checked: new highs in the second half (without a prefill, beyond the
+    # page caches' growth with the database) and no upward trend there.
+    allowance = 0.0 if result.get("prefill") else cache_allowance
+    summary["rss_growth_checked_mb"] = round(new_high - allowance, 1)
+    summary["ok"] = (summary["errors"] == 0
+                     and summary["rss_growth_checked_mb"] <= max_growth_mb
+                     and slope_second <= max_growth_mb / 10 + allowance
+                     / max(1e-9, (end_t - middle) / 60)
+                     and summary["server_log_tracebacks"] == 0 and summary["fsck_ok"])
+    return summary
 
 
 def main() -> int:
@@ -319,59 +464,57 @@ def main() -> int:
     parser.add_argument("--sample-s", type=float, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "soak.json")
-    parser.add_argument("--max-growth-mb", type=float, default=20,
-                        help="RSS growth allowed from the end of warm-up to the end")
+    parser.add_argument("--max-growth-mb", type=float, default=10,
+                        help="new RSS high allowed in the second half of the run over the "
+                             "first (after warm-up); the second half's slope must stay "
+                             "under a tenth of it per minute")
+    parser.add_argument("--prefill", type=int, default=60_000,
+                        help="entries written as fast as possible before the timed run, so "
+                             "the database outgrows SQLite's page caches (0: start empty)")
+    parser.add_argument("--rate", action="append", default=[], metavar="KIND=N",
+                        help=f"requests per second of a kind (default {RATES})")
+    parser.add_argument("--from-json", type=Path,
+                        help="do not run: summarise and plot a saved run again")
     args = parser.parse_args()
+    for item in args.rate:
+        kind, _, value = item.partition("=")
+        if kind not in RATES:
+            parser.error(f"--rate: no kind {kind!r}")
+        RATES[kind] = float(value)
 
-    work = Path(tempfile.mkdtemp(prefix="tlog-soak-"))
-    server = ServerProcess(work / "log", "--origin", "tlog.test/soak").start()
-    try:
-        result = asyncio.run(soak(server, args.minutes, args.sample_s, args.seed))
-        final = proc_stats(server.proc.pid)
-    finally:
-        server.stop()
-    log_text = server.log_path.read_text(errors="replace")
-    fsck = server.fsck()
-    shutil.rmtree(work, ignore_errors=True)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        old = result["summary"]
+        run = {**{k: old[k] for k in ("minutes", "warmup_minutes", "sample_s", "rates_per_s",
+                                      "fsck_ok", "fsck_entries", "machine")},
+               "final": {"fds": old["fds_first_last"][1],
+                         "threads": old["threads_first_last"][1]},
+               "tracebacks": old["server_log_tracebacks"]}
+    else:
+        # SIGTERM (or SIGINT, ignored by background jobs) stops the server too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit("soak: terminated"))
+        work = Path(tempfile.mkdtemp(prefix="tlog-soak-"))
+        server = ServerProcess(work / "log", "--origin", "tlog.test/soak").start()
+        try:
+            result = asyncio.run(soak(server, args.minutes, args.sample_s, args.seed,
+                                      args.prefill))
+            final = proc_stats(server.proc.pid, server.data_dir)
+        finally:
+            server.stop()
+        fsck = server.fsck()
+        run = {"minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
+               "sample_s": args.sample_s, "rates_per_s": dict(RATES), "final": final,
+               "tracebacks": server.log_path.read_text(errors="replace").count("Traceback"),
+               "fsck_ok": fsck.get("exit_code") == 0 and fsck.get("ok", False),
+               "fsck_entries": fsck.get("entries"),
+               "machine": {"python": platform.python_version(),
+                           "platform": platform.platform(), "cpus": os.cpu_count()}}
+        shutil.rmtree(work, ignore_errors=True)
+        result["errors"] = result["errors"][:50]
 
-    warmup = args.warmup_minutes * 60
-    after = [(s["t"], s["rss_mb"]) for s in result["samples"] if s["t"] > warmup]
-    first_minute = [r for t, r in after if t <= warmup + 60]
-    last_minute = [r for t, r in after if t > result["samples"][-1]["t"] - 60]
-    rss_warm = statistics.median(first_minute) if first_minute else float("nan")
-    rss_end = statistics.median(last_minute) if last_minute else float("nan")
-    all_lat = defaultdict(list)
-    requests = 0
-    for kind, counts in result["statuses"].items():
-        requests += sum(counts.values())
-    for s in result["samples"]:
-        for kind, v in s["latency"].items():
-            if s["t"] > warmup and v["n"]:
-                all_lat[kind].append(v["p99_ms"])
-    summary = {
-        "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
-        "sample_s": args.sample_s, "rates_per_s": RATES, "requests": requests,
-        "tree_size": result["tree_size"], "errors": len(result["errors"]),
-        "skipped": result["skipped"], "statuses": result["statuses"],
-        "rss_mb_after_warmup": round(rss_warm, 1), "rss_mb_end": round(rss_end, 1),
-        "rss_growth_mb": round(rss_end - rss_warm, 1),
-        "rss_slope_mb_per_min_after_warmup": round(slope_mb_per_min(after), 3),
-        "rss_mb_max": round(max(s["rss_mb"] for s in result["samples"]), 1),
-        "fds_first_last": [result["samples"][0]["fds"], final["fds"]],
-        "threads_first_last": [result["samples"][0]["threads"], final["threads"]],
-        "median_p99_ms_after_warmup": {k: round(statistics.median(v), 2)
-                                       for k, v in all_lat.items()},
-        "worst_p99_ms_after_warmup": {k: round(max(v), 2) for k, v in all_lat.items()},
-        "server_log_tracebacks": log_text.count("Traceback"),
-        "fsck_ok": fsck.get("exit_code") == 0 and fsck.get("ok", False),
-        "fsck_entries": fsck.get("entries"),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
-    }
-    summary["ok"] = (summary["errors"] == 0 and summary["rss_growth_mb"] <= args.max_growth_mb
-                     and summary["server_log_tracebacks"] == 0 and summary["fsck_ok"])
+    warmup = run["warmup_minutes"] * 60
+    summary = summarize(result, run, warmup, args.max_growth_mb)
     result["summary"] = summary
-    result["errors"] = result["errors"][:50]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     png = args.out.with_suffix(".png")

@@ -32,10 +32,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_reads  # noqa: E402
 import bench_writes  # noqa: E402
 import benchserver  # noqa: E402
 import build_synthetic_log  # noqa: E402
-import loadgen  # noqa: E402
 from render_benchmarks import load_average, machine_info, write_result  # noqa: E402
 
 SIZES = (10**4, 3 * 10**4, 10**5, 3 * 10**5, 10**6, 10**7)
@@ -48,13 +48,16 @@ def _tree_size(url: str) -> int:
         return json.loads(r.read())["treeSize"]
 
 
-def _wrk_post(url: str, clients: int, duration: float, offset: int) -> dict:
-    return loadgen.wrk_summary(loadgen.wrk_post(url, bench_writes.bodies_file(), clients,
-                                                duration, offset=offset, cpus="1"))
+GEN: bench_writes.Generator | None = None
 
 
-def _wrk_get(url: str, mode: str, size: int, clients: int, duration: float) -> dict:
-    return loadgen.wrk_summary(loadgen.wrk_get(url, mode, size, clients, duration, cpus="1"))
+def _post(server, clients: int, duration: float, offset: int) -> dict:
+    return GEN.closed(server.url, server.port, clients, duration, offset, "1")
+
+
+def _get(server, mode: str, size: int, clients: int, duration: float) -> dict:
+    return bench_reads.run_mode(server.url, server.port, mode, size, clients, duration,
+                                GEN.wrk is not None)
 
 
 def measure(size: int, duration: float) -> dict:
@@ -75,13 +78,13 @@ def measure(size: int, duration: float) -> dict:
         with benchserver.Server(data_dir, cpus="0") as server:
             actual = _tree_size(server.url)
             offset = actual - size  # entries appended by earlier runs: use new ones
-            one_append = _wrk_post(server.url, 1, duration, offset)
+            one_append = _post(server, 1, duration, offset)
             offset += one_append["ok"] + 100
-            many_appends = _wrk_post(server.url, 64, duration, offset)
+            many_appends = _post(server, 64, duration, offset)
             after = _tree_size(server.url)
-            one_proof = _wrk_get(server.url, "entry", after, 1, duration)
-            many_proofs = _wrk_get(server.url, "entry", after, 16, duration)
-            consistency = _wrk_get(server.url, "proof", after, 16, duration)
+            one_proof = _get(server, "entry", after, 1, duration)
+            many_proofs = _get(server, "entry", after, 16, duration)
+            consistency = _get(server, "proof", after, 16, duration)
             rss_loaded = server.rss_mib()
         for run in (one_append, many_appends, one_proof, many_proofs, consistency):
             if run["ok"] != run["requests"] or run["errors"]:
@@ -114,10 +117,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--python-generator", action="store_true")
     args = parser.parse_args()
-    if not loadgen.wrk_version():
-        raise SystemExit("bench_growth needs wrk (apt-get install wrk)")
-    machine = machine_info(load_generator=loadgen.wrk_version())
+    global GEN
+    GEN = bench_writes.Generator(args.python_generator)
+    machine = machine_info(load_generator=GEN.name)
     started = time.perf_counter()
     rows = [measure(int(s), args.duration) for s in args.sizes.split(",")]
     machine["load_average_at_end"] = load_average()
@@ -196,7 +200,8 @@ def report(machine, args, rows, seconds) -> dict:
         "cache is warm); time from process start to the first `/healthz` 200. Startup reads "
         "the head checkpoint and the O(log n) nodes of the right edge, and checks the "
         "published-checkpoint record: it never scans the log.",
-        f"Loads (wrk on CPU 1, {args.duration:g} s each): appends with 1 and 64 clients, "
+        f"Loads ({GEN.name} on CPU 1, {args.duration:g} s each): appends with 1 and 64 "
+        "clients, "
         "inclusion proofs at random indexes with 1 and 16 clients, consistency proofs with "
         "16. RSS is the server process's resident set (VmRSS).",
         f"The whole run took {seconds / 60:.1f} minutes (builds of missing logs included).",

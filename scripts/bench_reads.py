@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
 import statistics
 import sys
@@ -130,6 +131,11 @@ def run_mode(url: str, port: int, mode: str, size: int, clients: int, duration: 
     if use_wrk:
         return loadgen.wrk_summary(loadgen.wrk_get(url, mode, size, clients, duration,
                                                    cpus="1"))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # pinned, not this process
+        return pool.apply(_python_run, (port, mode, size, clients, duration))
+
+
+def _python_run(port: int, mode: str, size: int, clients: int, duration: float) -> dict:
     benchserver.pin({1})
     result = asyncio.run(loadgen.closed_loop("127.0.0.1", port, _python_paths(mode, size),
                                              clients, duration=duration))

@@ -49,10 +49,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from tlog_client.proof import Address
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 2
 _IN_CHUNK = 500  # bound parameters per IN (...) query
@@ -208,13 +210,17 @@ class Storage:
         self._writer.close()
 
     def _migrate(self) -> None:
-        db = sqlite_utils.Database(self._writer)
         self._writer.execute("BEGIN IMMEDIATE")
         try:
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StorageError(f"database schema {version} is newer than this tlog "
                                    f"({SCHEMA_VERSION})")
+            if version < SCHEMA_VERSION:
+                # Imported only to migrate: sqlite_utils (and what it pulls
+                # in) is a third of the server's import time (startup).
+                import sqlite_utils
+                db = sqlite_utils.Database(self._writer)
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[v](db)
                 self._writer.execute(f"PRAGMA user_version={v}")

@@ -40,10 +40,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "crash.json")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--server-workers", type=int, default=0,
+                        help="run the server with --workers N (HTTP worker processes)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tlog-crash-"))
-    suite = CrashSuite(work / "log", seed=args.seed, writers=args.writers)
+    server_args = ("--workers", str(args.server_workers)) if args.server_workers else ()
+    suite = CrashSuite(work / "log", seed=args.seed, writers=args.writers,
+                       server_args=server_args)
     started = time.monotonic()
     try:
         for i in range(args.cycles):
@@ -60,6 +64,7 @@ def main() -> int:
         suite.server.kill()
     summary = suite.summary()
     summary.update({"seed": args.seed, "writers": args.writers,
+                    "server_workers": args.server_workers,
                     "seconds": round(time.monotonic() - started, 1),
                     "machine": {"python": platform.python_version(),
                                 "platform": platform.platform(),

@@ -265,8 +265,7 @@ class LogApi:
             if isinstance(tile, EntryBundle):
                 data = encode_entry_bundle(snap.bodies(tile.index * 256, tile.width))
             else:
-                data = (snap.tile(tile.level, tile.index) if tile.width == 256 else None) \
-                    or snap.level_hashes(8 * tile.level, tile.index * 256, tile.width)
+                data = snap.hash_tile(tile.level, tile.index, tile.width)
         cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
         return web.Response(body=data, content_type="application/octet-stream",
                             headers={"Cache-Control": cache})

@@ -45,6 +45,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ class Storage:
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._fault_path = os.environ.get(FAULT_ENV)
+        self._tile_cache = TileCache()
 
     @classmethod
     def open(cls, path: str | Path) -> "Storage":
@@ -294,16 +296,42 @@ class Storage:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield ReadTxn(conn)
+            yield ReadTxn(conn, self._tile_cache)
         finally:
             conn.execute("COMMIT")
+
+
+class TileCache:
+    """The last tiles served, by (level, index, width). A tile of a given
+    width is immutable (its hashes are of complete nodes), so entries are
+    never stale; this mostly serves the partial tiles at the right edge,
+    which every follower of the log polls."""
+
+    def __init__(self, entries: int = 1024) -> None:
+        self._entries = entries
+        self._data: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int, int]) -> bytes | None:
+        with self._lock:
+            data = self._data.get(key)
+            if data is not None:
+                self._data.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[int, int, int], data: bytes) -> None:
+        with self._lock:
+            self._data[key] = data
+            if len(self._data) > self._entries:
+                self._data.popitem(last=False)
 
 
 class ReadTxn:
     """Reads within one snapshot. Also a :class:`~tlog_client.proof.HashReader`."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, tile_cache: TileCache | None = None) -> None:
         self._conn = conn
+        self._tile_cache = tile_cache
 
     def head(self) -> StoredCheckpoint | None:
         row = self._conn.execute(
@@ -381,6 +409,20 @@ class ReadTxn:
         row = self._conn.execute("SELECT data FROM tiles WHERE id = ?",
                                  (node_id(level, index),)).fetchone()
         return row[0] if row else None
+
+    def hash_tile(self, level: int, index: int, width: int) -> bytes:
+        """The contents of hash tile (level, index) of ``width`` hashes
+        (c2sp.org/tlog-tiles); fewer if the tree is shorter. A full tile is
+        one stored row (or a range read of older logs), a partial one a range
+        read; both are cached (see :class:`TileCache`)."""
+        key = (level, index, width)
+        data = self._tile_cache.get(key) if self._tile_cache else None
+        if data is None:
+            data = (self.tile(level, index) if width == 256 else None) or \
+                self.level_hashes(8 * level, index * 256, width)
+            if self._tile_cache is not None and len(data) == 32 * width:
+                self._tile_cache.put(key, data)
+        return data
 
     def tiles(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored full tile as (level, index, data), for fsck."""

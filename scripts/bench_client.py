@@ -83,6 +83,7 @@ def consistency_cases(size2: int, count: int, rng: random.Random) -> list[tuple]
 def rate(fn, cases: list[tuple], repeat: int) -> tuple[float, list[float]]:
     rates = []
     for _ in range(repeat):
+        benchserver.wait_until_quiet()
         started = time.perf_counter()
         for case in cases:
             fn(*case)
@@ -141,7 +142,10 @@ def audit(size: int, repeat: int) -> dict:
         for label, server_cpus, client_cpus in (("server CPU 0, client CPU 1", "0", "1"),
                                                 ("both unpinned", None, None)):
             with benchserver.Server(data_dir, cpus=server_cpus) as server:
-                runs = [audit_once(server.url, key_file, client_cpus) for _ in range(repeat)]
+                runs = []
+                for _ in range(repeat):
+                    benchserver.wait_until_quiet()
+                    runs.append(audit_once(server.url, key_file, client_cpus))
             wall = statistics.median(r["wall_s"] for r in runs)
             out["runs"][label] = {"wall_s": wall, "entries_per_s": round(size / wall),
                                   "all_s": [r["wall_s"] for r in runs],
@@ -160,6 +164,7 @@ def main() -> int:
     rows = verification(args.repeat)
     aud = audit(args.audit_size, args.audit_repeat)
     machine["load_average_at_end"] = load_average()
+    machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, args, rows, aud)
     print(f"wrote {write_result(result)}")
     return 0

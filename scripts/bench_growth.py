@@ -52,10 +52,12 @@ GEN: bench_writes.Generator | None = None
 
 
 def _post(server, clients: int, duration: float, offset: int) -> dict:
+    benchserver.wait_until_quiet()
     return GEN.closed(server.url, server.port, clients, duration, offset, "1")
 
 
 def _get(server, mode: str, size: int, clients: int, duration: float) -> dict:
+    benchserver.wait_until_quiet()
     return bench_reads.run_mode(server.url, server.port, mode, size, clients, duration,
                                 GEN.wrk is not None)
 
@@ -72,6 +74,7 @@ def measure(size: int, duration: float) -> dict:
     try:
         starts = []
         for _ in range(STARTS):
+            benchserver.wait_until_quiet()
             with benchserver.Server(data_dir, cpus="0") as server:
                 starts.append(server.startup_s)
                 rss_idle = server.rss_mib()
@@ -125,6 +128,7 @@ def main() -> int:
     started = time.perf_counter()
     rows = [measure(int(s), args.duration) for s in args.sizes.split(",")]
     machine["load_average_at_end"] = load_average()
+    machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, args, rows, time.perf_counter() - started)
     print(f"wrote {write_result(result)}")
     return 0

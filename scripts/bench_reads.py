@@ -157,8 +157,11 @@ def measure_size(size: int, clients: int, duration: float, repeat: int, use_wrk:
         for mode in MODES:
             if mode == "partial" and actual % 256 == 0:
                 continue
-            runs = [run_mode(server.url, server.port, mode, actual, clients, duration, use_wrk)
-                    for _ in range(repeat)]
+            runs = []
+            for _ in range(repeat):
+                benchserver.wait_until_quiet()
+                runs.append(run_mode(server.url, server.port, mode, actual, clients, duration,
+                                     use_wrk))
             bad = sum(r["requests"] - r["ok"] + r["errors"] for r in runs)
             if bad:
                 raise RuntimeError(f"{mode} at {actual}: {bad} failed requests")
@@ -210,6 +213,7 @@ def main() -> int:
                                     None, profile=(size == sizes[-1])))
         results[-1]["seconds"] = round(time.perf_counter() - started, 1)
     machine["load_average_at_end"] = load_average()
+    machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, gen, args, results)
     print(f"wrote {write_result(result)}")
     return 0

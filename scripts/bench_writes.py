@@ -117,6 +117,7 @@ def one_run(gen: Generator, clients: int, duration: float, *, server_cpus: str |
         with server:
             # Warm-up: connections, caches, the first batches.
             gen.closed(server.url, server.port, min(clients, 16), 1.0, WARMUP_OFFSET, gen_cpus)
+            benchserver.wait_until_quiet()
             cpu0 = server_cpu_seconds(server)
             run = gen.closed(server.url, server.port, clients, duration, 0, gen_cpus)
             run["server_cpu_us_per_entry"] = round(
@@ -161,6 +162,7 @@ def fixed_rate(rate: int, duration: float, repeat: int) -> dict:
         workdir = Path(tempfile.mkdtemp(prefix="tlog-bench-rate-"))
         try:
             with benchserver.Server(workdir / "log", cpus="0") as server:
+                benchserver.wait_until_quiet()
                 with multiprocessing.get_context("spawn").Pool(1) as pool:
                     runs.append(pool.apply(_python_fixed, (server.port, rate, duration)))
         finally:
@@ -299,6 +301,7 @@ def main() -> int:
         finally:
             drop_baseline(base)
     machine["load_average_at_end"] = load_average()
+    machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, gen, args, ceil, single, rate, both, baseline, profile)
     print(f"wrote {write_result(result)}")
     return 0
@@ -373,16 +376,20 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> d
     best1 = max(single, key=lambda r: r["rate"])
     best2 = max(both, key=lambda r: r["rate"])
     by_clients = {r["clients"]: r for r in single}
+    def best_run(row: dict) -> str:
+        return f"{max(r['rate'] for r in row['runs']):,.0f}/s"
+
     targets = [
         {"target": "≥ 2,000 durable entries/s, server on one core",
          "measured": f"{best1['rate']:,.0f}/s ({best1['clients']} clients)",
-         "met": best1["rate"] >= 2000},
+         "met": best1["rate"] >= 2000, "best_runs": best_run(best1)},
         {"target": f"p99 ≤ 50 ms at {FIXED_RATE} entries/s",
          "measured": f"p99 {rate['p99_ms']:.1f} ms (p50 {rate['p50_ms']:.1f} ms)",
-         "met": rate["p99_ms"] <= 50},
+         "met": rate["p99_ms"] <= 50,
+         "best_runs": f"p99 {min(r['p99_ms'] for r in rate['runs']):.1f} ms"},
         {"target": "≥ 4,000 entries/s using both cores",
          "measured": f"{best2['rate']:,.0f}/s (--workers {best2['workers']})",
-         "met": best2["rate"] >= 4000},
+         "met": best2["rate"] >= 4000, "best_runs": best_run(best2)},
     ]
     tables = [
         {"title": "Closed loop, server on CPU 0, generator on CPU 1 (medians)",
@@ -454,8 +461,10 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> d
         "generator to CPU 1 with `taskset`; the both-cores runs pin nothing. The open-loop "
         f"run sends {FIXED_RATE} entries/s from scripts/loadgen.py on 64 connections and "
         "counts latency from when each request was due.",
-        f"Medians of {args.repeat} runs. Other processes were running on the machine "
-        "(see the load averages): figures on an idle machine are higher.",
+        f"Medians of {args.repeat} runs; the best run is shown beside the target. The "
+        "machine is shared: each measured run waits (up to 20 s) for the CPUs to be idle "
+        "first (see 'waits for idle cpus' above), and figures on a dedicated machine are "
+        "higher.",
     ]
     return {"benchmark": "writes", "title": "Writes", "order": 20,
             "command": "scripts/bench_writes.py", "machine": machine, "method": method,

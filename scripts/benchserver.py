@@ -21,6 +21,47 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 
+QUIET = {"max_busy": 0.15, "max_wait_s": 20.0, "budget_s": 900.0, "waited_s": 0.0,
+         "gave_up": 0, "runs": 0}
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    try:
+        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
+
+
+def wait_until_quiet() -> None:
+    """On a shared machine, start a measured run only once other processes
+    leave the CPUs mostly idle (< 15 % busy over 0.25 s): at most 20 s per
+    run and 15 minutes in all. QUIET records what it took (for the report)."""
+    QUIET["runs"] += 1
+    if QUIET["waited_s"] >= QUIET["budget_s"]:
+        QUIET["gave_up"] += 1
+        return
+    start = time.monotonic()
+    while True:
+        a = _cpu_jiffies()
+        time.sleep(0.25)
+        b = _cpu_jiffies()
+        if a is None or b is None or b[0] == a[0]:
+            break
+        if 1 - (b[1] - a[1]) / (b[0] - a[0]) < QUIET["max_busy"]:
+            break
+        if time.monotonic() - start > QUIET["max_wait_s"]:
+            QUIET["gave_up"] += 1
+            break
+    QUIET["waited_s"] += time.monotonic() - start
+
+
+def quiet_report() -> str:
+    return (f"waited {QUIET['waited_s']:.0f} s in all for the CPUs to be idle before "
+            f"{QUIET['runs']} runs; {QUIET['gave_up']} started while other processes were "
+            "still busy")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -162,6 +162,8 @@ class CrashSuite:
                         if killed.is_set():
                             return  # in flight at the kill: stays in ``pending``
                         raise
+                    if resp.status == 503 and killed.is_set():
+                        return  # answered "not logged" as the server died: in flight
                     del pending[k]
                     if resp.status != 201:
                         errors.append(f"{resp.status} {resp.body[:200]!r}")

@@ -7,7 +7,6 @@ checked against each other on every later start.
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from tlog_client.notekeys import LogPrivateKey, check_key_name, log_signers, log
 from tlog_client.rekor import log_id, sign_set
 
 from .config import Config
+from .durable import write_file
 from .storage import Storage
 
 
@@ -83,33 +83,12 @@ def _generate(key_type: str) -> LogPrivateKey:
 
 def _write_key(path: Path, key: LogPrivateKey) -> None:
     """Write the key durably with mode 0600 (created so, never widened),
-    unless a key file already exists: then that one stays.
-
-    Survives a crash at any point: the key appears under its final name only
-    after its bytes are fsynced, and the link is fsynced in the directory.
-    Two processes creating a log at once race safely: each writes its own
-    temporary file and ``link`` (which never replaces) lets exactly one
-    become the key; the loser reads the winner's key."""
+    unless a key file already exists: then that one stays. Two processes
+    creating a log at once race safely: exactly one key wins (see
+    :func:`tlog.durable.write_file`) and the loser reads the winner's key."""
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass  # another process created the log's key first: keep it
-    finally:
-        os.unlink(tmp)
-    dirfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
+    write_file(path, pem, 0o600, replace=False)
 
 
 def _read_key(path: Path) -> LogPrivateKey:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from tlog_client.jsonstrict import expect_int, expect_object, expect_str, loads_
 from tlog_client.proof import consistency_nodes, right_edge
 from tlog_client.verify import verify_consistency
 
+from .durable import write_file
 from .storage import ReadTxn, StorageError, StoredCheckpoint
 
 FILE_NAME = "published-checkpoint"
@@ -75,14 +75,6 @@ def _parse(data: bytes, path: Path) -> PublishedHead:
                             "this log published, so the server cannot tell whether the "
                             "database is current. Restore it from a backup or see "
                             "docs/runbook.md") from None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PublishedRecord:
@@ -178,16 +170,4 @@ class PublishedRecord:
         data = json.dumps({"origin": record.origin, "size": record.size,
                            "root": record.root.hex(), "note": record.note},
                           indent=1).encode() + b"\n"
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
+        write_file(self.path, data, 0o644, replace=True)

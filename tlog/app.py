@@ -7,6 +7,7 @@ passed in (SPEC §2: time is injected, never monkeypatched).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -139,6 +140,19 @@ async def stop_http(runner: web.AppRunner, server: asyncio.AbstractServer) -> No
     await runner.cleanup()
 
 
+def tune_gc() -> None:
+    """Once the server is built: move everything allocated so far (modules,
+    the app) out of the cyclic collector's way (``gc.freeze``), and collect
+    young objects every 50,000 allocations instead of 700. A request makes
+    hundreds of short-lived containers that reference counting frees; the
+    default thresholds ran the collector every few requests and a full
+    collection over every module's objects now and then: about 8-10 % of a
+    core under write load (benchmarks, before/after)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def stop_event() -> asyncio.Event:
     """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
@@ -156,6 +170,7 @@ async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
         await serve_with_workers(config, clock)
         return
     app = await build_app(config, clock)
+    tune_gc()
     runner, server = await start_http(app, config)
     api: LogApi = app["api"]
     print(f"tlog: serving {api.identity.origin} on http://{config.host}:{config.port} "

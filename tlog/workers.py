@@ -45,7 +45,7 @@ def _worker_main(config: Config, link: str, sequencer_pid: int) -> None:
 
 async def _worker(config: Config, link: Path, sequencer_pid: int,
                   clock: Callable[[], float] = time.time) -> None:
-    from .app import build_http_app, start_http, stop_event, stop_http
+    from .app import build_http_app, start_http, stop_event, stop_http, tune_gc
     from .identity import load_or_create
     from .storage import Storage
 
@@ -56,6 +56,7 @@ async def _worker(config: Config, link: Path, sequencer_pid: int,
         remote = RemoteSequencer(link, storage, on_lost=stop.set)
         await remote.start(gone=lambda: os.getppid() != sequencer_pid)
         app = build_http_app(config, storage, identity, remote, clock)
+        tune_gc()
         runner, server = await start_http(app, config, reuse_port=True)
         await stop.wait()
         await stop_http(runner, server)
@@ -106,9 +107,10 @@ class _Workers:
 async def serve_with_workers(config: Config, clock: Callable[[], float] = time.time) -> None:
     """Run the sequencer here and ``config.workers`` HTTP workers until
     SIGINT or SIGTERM."""
-    from .app import open_log, stop_event
+    from .app import open_log, stop_event, tune_gc
 
     storage, identity, sequencer = await open_log(config, clock)
+    tune_gc()
     private = Path(tempfile.mkdtemp(prefix="tlog-seq-"))  # mode 0700
     link = SequencerServer(sequencer, private / "sequencer.sock")
     workers = _Workers(config, link.path)

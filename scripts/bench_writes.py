@@ -199,7 +199,7 @@ WRITE_FRAMES = {
     "checkpoint signature (per batch)": "sign_checkpoint",
     "inclusion proofs from memory, verified": "inclusion_proofs",
     "SQLite writes (entries, search, nodes, tiles)": "insert_",
-    "COMMIT": "Storage.write",
+    "the batch's transaction (inserts, checks, COMMIT's CPU)": "Storage.write",
     "published-checkpoint record (per batch)": "PublishedRecord.publish",
 }
 
@@ -332,7 +332,8 @@ def write_notes(single, rate, both, baseline, profile, ceil) -> list[str]:
             f"samples): the entry's ECDSA P-256 signature check {verify:.0f}%, aiohttp's "
             f"request handling outside our handler about {http:.0f}%, the SET signatures "
             f"{sets:.0f}%, the rest of the sequencer's batch (SQL inserts, proofs, commit, "
-            f"record) {batch:.0f}%, parsing and canonicalisation besides the signature check "
+            f"record; fsync waits not counted) {batch:.0f}%, parsing and canonicalisation "
+            "besides the signature check "
             f"{parse:.0f}%. The two signatures per entry (verify the submitter's, sign the "
             "SET) and the HTTP stack are what is left: none of it can be done once per batch.")
     if baseline:
@@ -423,7 +424,8 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> d
         tables.append({
             "title": f"Where the server's CPU goes: py-spy, {profile['clients']} clients, one "
                      f"core ({profile['run']['rate']:,.0f} entries/s while sampled; "
-                     f"{profile['samples']:,} samples; inclusive shares, they overlap)",
+                     f"{profile['samples']:,} CPU samples, fsync waits left out; inclusive "
+                     "shares, they overlap)",
             "columns": ["frame", "% of samples"],
             "rows": sorted(([k, v] for k, v in profile["named"].items()),
                            key=lambda r: -r[1])})

@@ -57,9 +57,13 @@ def _frame(frame: str) -> str:
 
 
 # Leaves of a thread that waits rather than works (py-spy does not always
-# recognise a blocked queue get or epoll as idle): not counted.
+# recognise a blocked queue get, epoll or fsync as idle): not counted. The
+# COMMIT of a batch (Storage.write) and the published record's writes spend
+# their time in fsync, i.e. waiting for the disk, not on the CPU.
 WAITING = ("_worker (thread.py)", "EpollSelector.select (selectors.py)",
-           "Condition.wait (threading.py)")
+           "Condition.wait (threading.py)", "Storage.write (storage.py)",
+           "write_file (durable.py)", "fsync_dir (durable.py)", "_fsync_dir (published.py)",
+           "PublishedRecord._write (published.py)")
 
 
 def summarise(path: Path, named: dict[str, str], top: int = 12) -> dict:

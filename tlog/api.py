@@ -23,7 +23,7 @@ from tlog_client.compact import CompactRange
 from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
                                parse_entry_ref, set_payload)
-from tlog_client.tiles import (EntryBundle, encode_entry_bundle, parse_tile_path,
+from tlog_client.tiles import (EntryBundle, Tile, encode_entry_bundle, parse_tile_path,
                                require_tile_in_tree)
 from tlog_client.verify import verify_inclusion
 
@@ -256,6 +256,12 @@ class LogApi:
             tile = parse_tile_path("tile/" + request.match_info["path"])
         except FormatError as exc:
             raise ApiError(404, f"no such tile: {exc}") from None
+        cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
+        if isinstance(tile, Tile):  # one known to be in the tree needs no snapshot
+            data = self.storage.known_tile(tile.level, tile.index, tile.width)
+            if data is not None:
+                return web.Response(body=data, content_type="application/octet-stream",
+                                    headers={"Cache-Control": cache})
         with self.storage.snapshot() as snap:
             head = snap.head()
             try:
@@ -266,7 +272,6 @@ class LogApi:
                 data = encode_entry_bundle(snap.bodies(tile.index * 256, tile.width))
             else:
                 data = snap.hash_tile(tile.level, tile.index, tile.width)
-        cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
         return web.Response(body=data, content_type="application/octet-stream",
                             headers={"Cache-Control": cache})
 

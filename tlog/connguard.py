@@ -73,15 +73,25 @@ class _GuardedProtocol(asyncio.Protocol):
         self._inner = inner
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # None: disarmed
         self.in_flight = 0
 
+    # Arming and disarming only move the deadline; the one timer, when it
+    # fires, re-schedules itself for a later deadline. So a keep-alive
+    # connection costs one timer per timeout period, not a new timer per
+    # request (that churn was a few per cent of a core under load).
+
     def arm(self) -> None:
-        self.disarm()
         if self._transport is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._guard.header_timeout, self._expire)
+            self._deadline = loop.time() + self._guard.header_timeout
+            if self._timer is None:
+                self._timer = loop.call_at(self._deadline, self._expire)
 
     def disarm(self) -> None:
+        self._deadline = None
+
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -89,7 +99,11 @@ class _GuardedProtocol(asyncio.Protocol):
     def _expire(self) -> None:
         self._timer = None
         transport = self._transport
-        if transport is None or self.in_flight:
+        if transport is None or self.in_flight or self._deadline is None:
+            return  # arm() schedules again when the request is done
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:  # re-armed since: wait for the new deadline
+            self._timer = loop.call_at(self._deadline, self._expire)
             return
         self._guard.dropped += 1
         peer = transport.get_extra_info("peername")
@@ -107,6 +121,7 @@ class _GuardedProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
+        self._cancel_timer()
         self._guard._open.pop(self._transport, None)
         self._transport = None
         self._inner.connection_lost(exc)

@@ -58,9 +58,12 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 SCHEMA_VERSION = 2
+NODE_CACHE_LEVEL = 8  # nodes at this level and above are cached once read
+NODE_CACHE_ENTRIES = 1 << 17  # about 20 MiB; a tree of 10^7 has 78,000 such nodes
 _IN_CHUNK = 500  # bound parameters per IN (...) query
 LEVEL_SHIFT = 48
 MAX_TREE_SIZE = 1 << LEVEL_SHIFT
+_NODE_CACHE_FROM = NODE_CACHE_LEVEL << LEVEL_SHIFT
 
 
 class StorageError(Exception):
@@ -194,6 +197,10 @@ class Storage:
         self._lock = threading.Lock()
         self._fault_path = os.environ.get(FAULT_ENV)
         self._tile_cache = TileCache()
+        # Hashes of nodes of level >= NODE_CACHE_LEVEL (immutable once
+        # complete): every proof needs some of the few of them (2n/256 in a
+        # tree of n), so proofs read only their lowest levels from SQLite.
+        self._node_cache: dict[int, bytes] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> "Storage":
@@ -296,9 +303,24 @@ class Storage:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield ReadTxn(conn, self._tile_cache)
+            yield ReadTxn(conn, self._tile_cache, self._node_cache)
         finally:
             conn.execute("COMMIT")
+
+    def known_tile(self, level: int, index: int, width: int) -> bytes | None:
+        """Hash tile (level, index) of ``width`` hashes if it is known to be in
+        the tree without reading the head: served before (cached), or a
+        stored full tile (only complete tiles are stored, and a tree never
+        shrinks, I6). None: read it in a snapshot (:meth:`ReadTxn.hash_tile`)."""
+        key = (level, index, width)
+        data = self._tile_cache.get(key)
+        if data is None and width == 256:
+            row = self._reader().execute("SELECT data FROM tiles WHERE id = ?",
+                                         (node_id(level, index),)).fetchone()
+            if row is not None:
+                data = row[0]
+                self._tile_cache.put(key, data)
+        return data
 
 
 class TileCache:
@@ -329,9 +351,11 @@ class TileCache:
 class ReadTxn:
     """Reads within one snapshot. Also a :class:`~tlog_client.proof.HashReader`."""
 
-    def __init__(self, conn: sqlite3.Connection, tile_cache: TileCache | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, tile_cache: TileCache | None = None,
+                 node_cache: dict[int, bytes] | None = None) -> None:
         self._conn = conn
         self._tile_cache = tile_cache
+        self._node_cache = node_cache
 
     def head(self) -> StoredCheckpoint | None:
         row = self._conn.execute(
@@ -386,8 +410,18 @@ class ReadTxn:
         if not addresses:
             return []
         ids = [node_id(level, index) for level, index in addresses]
+        cache = self._node_cache
+        wanted = ids if cache is None else [i for i in ids if i not in cache]
         rows = dict(self._conn.execute(
-            f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids))
+            f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(wanted))})",
+            wanted)) if wanted else {}
+        if cache is not None:
+            if len(cache) > NODE_CACHE_ENTRIES:
+                cache.clear()
+            for i, h in rows.items():
+                if i >= _NODE_CACHE_FROM:
+                    cache[i] = h
+            rows = {**{i: cache[i] for i in ids if i in cache}, **rows}
         try:
             return [rows[i] for i in ids]
         except KeyError as exc:

@@ -202,7 +202,8 @@ def report(machine, args, rows, seconds) -> dict:
         "`.bench-cache/logs`. Logs up to 10^6 entries are copied before each measurement; "
         "the 10^7 log is used in place, so a few thousand appended entries stay in it.",
         "The database file is read once first (a warm OS page cache). "
-        "Startup: `tlog serve` started 3 times on the log; time from process start to the first `/healthz` 200. Startup reads "
+        "Startup: `tlog serve` started 3 times on the log; time from process start to "
+        "the first `/healthz` 200. Startup reads "
         "the head checkpoint and the O(log n) nodes of the right edge, and checks the "
         "published-checkpoint record: it never scans the log.",
         f"Loads ({GEN.name} on CPU 1, {args.duration:g} s each): appends with 1 and 64 "

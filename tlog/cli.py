@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -12,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import config as config_mod
+from . import eventloop
 from .identity import IdentityError, load_or_create
 from .published import PublishedRecord, RollbackError
 from .storage import Storage, StorageError
@@ -22,7 +22,7 @@ def _serve(ns: argparse.Namespace) -> int:
     cfg = config_mod.from_namespace(ns)
     from .sequencer import SequencerHaltedError
     try:
-        asyncio.run(serve(cfg))
+        eventloop.run(serve(cfg))
     except IdentityError as exc:
         print(f"tlog: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import eventloop
 from .config import Config
 from .seqlink import RemoteSequencer, SequencerServer
 
@@ -38,7 +39,7 @@ def _worker_main(config: Config, link: str, sequencer_pid: int) -> None:
     logging.basicConfig(level=os.environ.get("TLOG_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     try:
-        asyncio.run(_worker(config, Path(link), sequencer_pid))
+        eventloop.run(_worker(config, Path(link), sequencer_pid))
     except KeyboardInterrupt:
         pass
 

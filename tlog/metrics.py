@@ -18,9 +18,19 @@ class Metrics:
         self.tree_size = Gauge("tlog_tree_size", "Entries in the log", registry=self.registry)
         self.pending = Gauge("tlog_pool_pending", "Submissions waiting to be integrated",
                              registry=self.registry)
+        # Labelled children by (method, route, status): labels() validates
+        # and locks on every call, a cost on every request; a child, once
+        # made, is the same object forever.
+        self._request_children: dict[tuple[str, str, int], Counter] = {}
 
     def count_request(self, method: str, route: str, status: int) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        key = (method, route, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(method, route, str(status))
+            if len(self._request_children) < 1024:  # methods are client-chosen
+                self._request_children[key] = child
+        child.inc()
 
     def observe_submission(self, seconds: float) -> None:
         self.submission.observe(seconds)

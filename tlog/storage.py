@@ -183,6 +183,7 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA mmap_size=68719476736")
     return conn
 
 
@@ -406,24 +407,25 @@ class ReadTxn:
             (start, start + count))]
 
     def read_hashes(self, addresses: Sequence[Address]) -> list[bytes]:
-        """Hashes of complete nodes, in order (HashReader protocol)."""
+        """Hashes of complete nodes, in order (HashReader protocol). Nodes at
+        level 8 and above come from the node cache once read (proofs share
+        them); the rest are node rows, read in one query."""
         if not addresses:
             return []
-        ids = [node_id(level, index) for level, index in addresses]
+        ids = [level << LEVEL_SHIFT | index for level, index in addresses]  # node_id
         cache = self._node_cache
-        wanted = ids if cache is None else [i for i in ids if i not in cache]
+        got = [None] * len(ids) if cache is None else [cache.get(i) for i in ids]
+        wanted = [i for i, h in zip(ids, got) if h is None]
+        if not wanted:
+            return got
         rows = dict(self._conn.execute(
-            f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(wanted))})",
-            wanted)) if wanted else {}
+            f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(wanted))})", wanted))
         if cache is not None:
             if len(cache) > NODE_CACHE_ENTRIES:
                 cache.clear()
-            for i, h in rows.items():
-                if i >= _NODE_CACHE_FROM:
-                    cache[i] = h
-            rows = {**{i: cache[i] for i in ids if i in cache}, **rows}
+            cache.update((i, h) for i, h in rows.items() if i >= _NODE_CACHE_FROM)
         try:
-            return [rows[i] for i in ids]
+            return [h if h is not None else rows[i] for i, h in zip(ids, got)]
         except KeyError as exc:
             level, index = divmod(exc.args[0], 1 << LEVEL_SHIFT)
             raise StorageError(f"node ({level}, {index}) is missing") from None

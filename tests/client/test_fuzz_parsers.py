@@ -15,11 +15,10 @@ bundles; tiles checked against a checkpoint. Client-only: no server import.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 
 from tlog_client import (bundle, checkpoint, dsse, encoding, hashedrekord, jsonstrict, keys,
@@ -30,58 +29,16 @@ from tlog_client.trust import PinnedLog
 
 from .attestation_samples import cert_key, ecdsa_key, ed25519_key, rsa_key
 from .fakelog import FakeLog, hashedrekord_body, make_ca, make_leaf, signer
+from .fuzzing import fuzz_settings, json_values, paths, replaced, typed_or_valid
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-SOME = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-
-
-def typed_or_valid(fn, *args, **kwargs):
-    """Call ``fn``: a result, or None after a typed error. Any other
-    exception fails the test (hypothesis shrinks and reports it)."""
-    try:
-        return fn(*args, **kwargs)
-    except TlogError:
-        return None
+FUZZ = fuzz_settings(150, HealthCheck.filter_too_much)
+SOME = fuzz_settings(60, HealthCheck.filter_too_much)
 
 
 def rejects(fn, *args, **kwargs) -> TlogError:
     with pytest.raises(TlogError) as info:
         fn(*args, **kwargs)
     return info.value
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=8)
-
-
-def paths(obj, prefix=()):
-    yield prefix
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from paths(v, prefix + (i,))
-
-
-def replaced(obj, path, value, delete=False):
-    if not path:
-        return value
-    out = copy.deepcopy(obj)
-    node = out
-    for step in path[:-1]:
-        node = node[step]
-    if delete and isinstance(node, dict):
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return out
 
 
 def flip_bytes(data: bytes, draw_positions: list[int], xor: int) -> bytes:
@@ -288,7 +245,7 @@ HR_PROPOSED = json.loads(HR_BODY)
 
 
 @FUZZ
-@given(st.data(), json_values, st.booleans())
+@given(st.data(), json_values(), st.booleans())
 def test_hashedrekord_proposed_fuzz(data, value, delete):
     path = data.draw(st.sampled_from(list(paths(HR_PROPOSED))))
     typed_or_valid(hashedrekord.parse_proposed, replaced(HR_PROPOSED, path, value, delete))
@@ -407,7 +364,7 @@ PROOF_JSON = next(iter(ENTRY_JSON.values()))["verification"]["inclusionProof"]
 
 
 @FUZZ
-@given(st.data(), json_values, st.booleans())
+@given(st.data(), json_values(), st.booleans())
 def test_log_entry_fuzz(data, value, delete):
     path = data.draw(st.sampled_from(list(paths(ENTRY_JSON))))
     entry = typed_or_valid(rekor.parse_log_entry, replaced(ENTRY_JSON, path, value, delete))
@@ -433,7 +390,7 @@ def _get(obj, path):
 
 
 @FUZZ
-@given(st.data(), json_values, st.booleans())
+@given(st.data(), json_values(), st.booleans())
 def test_inclusion_proof_fuzz(data, value, delete):
     path = data.draw(st.sampled_from(list(paths(PROOF_JSON))))
     typed_or_valid(rekor.parse_inclusion_proof, replaced(PROOF_JSON, path, value, delete))
@@ -470,7 +427,7 @@ def test_bundle_sample_parses():
 
 
 @FUZZ
-@given(st.data(), json_values, st.booleans())
+@given(st.data(), json_values(), st.booleans())
 def test_bundle_fuzz(data, value, delete):
     path = data.draw(st.sampled_from(list(paths(BUNDLE_JSON))))
     typed_or_valid(bundle.parse_bundle,

@@ -8,22 +8,20 @@ shared server's log must show no internal error (tests/server/conftest.py)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 import urllib.parse
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from tlog_client import dsse, intoto002
 
 from ..client.attestation_samples import artifact, ecdsa_key, payload, slsa_v1_github
+from ..client.fuzzing import fuzz_settings, json_values, paths, replaced
 from .helpers import ecdsa_signer, error_message, get, request
 
-SETTINGS = settings(max_examples=120, deadline=None, derandomize=False,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
+SETTINGS = fuzz_settings(120, HealthCheck.function_scoped_fixture, derandomize=False)
 
 SIGNER = ecdsa_signer()
 KEY = ecdsa_key()
@@ -46,36 +44,7 @@ INTS = st.sampled_from(["0", "1", "2", "+5", "05", "1_0", "\u0665", "\uff15", "-
                         str(2**63), str(2**63 - 1), str(2**64), "1e3", " 1", "0x1", ""]) \
     | st.integers(-3, 10**20).map(str)
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=6)
-
-
-def paths(obj, prefix=()):
-    yield prefix
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from paths(v, prefix + (i,))
-
-
-def replaced(obj, path, value, delete):
-    if not path:
-        return value
-    out = copy.deepcopy(obj)
-    node = out
-    for step in path[:-1]:
-        node = node[step]
-    if delete and isinstance(node, dict):
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return out
+JSON_VALUES = json_values(max_leaves=6)
 
 
 def quoted(text: str) -> str:
@@ -93,7 +62,7 @@ def check(r, what) -> None:
 
 
 @SETTINGS
-@given(route=st.sampled_from(sorted(BODIES)), data=st.data(), value=json_values,
+@given(route=st.sampled_from(sorted(BODIES)), data=st.data(), value=JSON_VALUES,
        delete=st.booleans())
 def test_json_bodies(module_server, route, data, value, delete):
     base = data.draw(st.sampled_from(BODIES[route]))
@@ -190,8 +159,7 @@ def _exchange(url: str, data: bytes) -> bytes:
         return out
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@fuzz_settings(80, HealthCheck.function_scoped_fixture)
 @given(st.lists(st.sampled_from(PIECES) | st.binary(max_size=12), max_size=12))
 def test_raw_streams(module_server, pieces):
     out = _exchange(module_server.url, b"".join(pieces))

@@ -315,3 +315,143 @@ def test_backend_selection(forced):
                          text=True, check=True).stdout.split()
     expected = "python" if forced == "python" or _bulk is None else "c"
     assert out == [expected, hashlib.sha256(b"\x00a").hexdigest()]
+
+
+# ---------------------------------------------------------------- threads and SHA-NI
+# The C backend hashes inputs of >= 16384 hashes with several threads, and
+# uses its own SHA-NI compression where the CPU has it (else libcrypto's).
+# Every combination must give the pure-Python results.
+
+PAR_MIN = 16384  # PAR_MIN_HASHES in client/_bulk.c
+CONFIGS = [(1, False), (1, True), (2, False), (2, True), (3, True), (16, False)]
+
+
+@pytest.fixture
+def c_config():
+    """Set _bulk.configure(threads=, sha_ni=) for a test; restored after."""
+    saved = _bulk.configure()
+
+    def use(threads, sha_ni):
+        return _bulk.configure(threads=threads, sha_ni=sha_ni)
+
+    yield use
+    _bulk.configure(threads=saved["threads"], sha_ni=saved["sha_ni"])
+
+
+@pytest.fixture(scope="module")
+def big_entries():
+    rnd = random.Random(616)
+    return entries_of(rnd, 3 * 8192 + 5, max_len=350)
+
+
+@needs_c
+@pytest.mark.parametrize("threads,sha_ni", CONFIGS)
+def test_threaded_sizes(c_config, big_entries, threads, sha_ni):
+    """Sizes around the thread threshold, odd sizes, 2^k +- 1, and the
+    pipeline's chunk boundaries (8192 entries per chunk)."""
+    c_config(threads, sha_ni)
+    want_level = bulk._py_leaf_hashes(big_entries)
+    for n in (0, 1, 2, 3, PAR_MIN - 1, PAR_MIN, PAR_MIN + 1, 2 * 8192 + 1, 20001,
+              len(big_entries)):
+        got = _bulk.leaf_hashes(big_entries[:n])
+        assert got == want_level[:32 * n], n
+        assert _bulk.leaf_hashes(tuple(big_entries[:n])) == got, n
+    rnd = random.Random(threads)
+    for n in (PAR_MIN - 1, PAR_MIN, PAR_MIN + 1, 2**15 - 1, 2**15, 2**15 + 1, 2**16 + 1,
+              5 * 1024 + PAR_MIN, 3 * PAR_MIN + 7, 50001):
+        level = rnd.randbytes(32 * n)
+        assert _bulk.root_of_level(level) == bulk._py_root_of_level(level), n
+        assert _bulk.parent_level(level) == bulk._py_parent_level(level), n
+    # A level whose lone last hash is carried up for ten levels and more.
+    level = rnd.randbytes(32 * (2**16 + 1))
+    assert _bulk.root_of_level(level) == bulk._py_root_of_level(level)
+
+
+@needs_c
+@pytest.mark.parametrize("threads,sha_ni", CONFIGS[:4])
+def test_threaded_unequal_entries(c_config, threads, sha_ni):
+    """Threads cut the entries where the work is balanced: very unequal
+    lengths (long entries hashed in place, empty ones) must not matter."""
+    c_config(threads, sha_ni)
+    rnd = random.Random(77)
+    entries = [b""] * 9000 + [rnd.randbytes(rnd.choice((0, 5, 64, 1100, 5000)))
+                              for _ in range(9000)] + [rnd.randbytes(200000)]
+    assert _bulk.leaf_hashes(entries) == bulk._py_leaf_hashes(entries)
+    views = [memoryview(e) for e in entries]
+    assert _bulk.leaf_hashes(views) == bulk._py_leaf_hashes(entries)
+
+
+@needs_c
+def test_threaded_errors_release_buffers(c_config):
+    """A bad entry in a later chunk of the threaded pipeline: TypeError, and
+    every view taken so far released."""
+    c_config(2, True)
+    held = [bytearray(b"x" * 100) for _ in range(PAR_MIN + 8192)]
+    for bad_at in (0, 8191, 8192, PAR_MIN + 100, len(held)):
+        entries = held[:bad_at] + ["bad"] + held[bad_at:]
+        with pytest.raises(TypeError):
+            _bulk.leaf_hashes(entries)
+    for b in held:
+        b.extend(b"y")  # BufferError if a view leaked
+    assert _bulk.leaf_hashes(held) == bulk._py_leaf_hashes(held)
+
+
+@needs_c
+def test_sha_ni_matches_hashlib(c_config):
+    """The SHA-NI code (or libcrypto where it is unavailable) against
+    hashlib: every length 0..300, around each padding boundary (55/56 bytes
+    of message fill one block, 63/64 and 119/120 move to the next), hashed
+    alone and in pairs of equal and of unequal block counts."""
+    rnd = random.Random(180)
+    data = [rnd.randbytes(n) for n in range(301)]
+    want = [hashlib.sha256(b"\x00" + e).digest() for e in data]
+    for sha_ni in (True, False):
+        c_config(1, sha_ni)
+        assert bulk.split_level(_bulk.leaf_hashes(data)) == want  # neighbours paired
+        assert bulk.split_level(_bulk.leaf_hashes(data[::-1])) == want[::-1]
+        for n in range(301):
+            assert _bulk.leaf_hashes([data[n]]) == want[n]  # alone
+        for n in (0, 54, 55, 56, 62, 63, 64, 118, 119, 120, 300):
+            for m in (0, 55, 56, 63, 64, 119, 120, 200, 300):  # paired with another length
+                assert _bulk.leaf_hashes([data[n], data[m]]) == want[n] + want[m], (n, m)
+        level = b"".join(want[:257])
+        assert _bulk.parent_level(level) == bulk._py_parent_level(level)
+        assert _bulk.root_of_level(level) == bulk._py_root_of_level(level)
+
+
+@needs_c
+def test_configure(c_config):
+    cfg = _bulk.configure()
+    assert set(cfg) == {"threads", "sha_ni", "sha_ni_available"}
+    assert 1 <= cfg["threads"] <= 16
+    assert c_config(3, False)["threads"] == 3
+    assert _bulk.configure(sha_ni=True)["sha_ni"] == cfg["sha_ni_available"]
+    assert _bulk.configure(threads=0)["threads"] in (1, 2)  # the default again
+    for bad in (-1, 17):
+        with pytest.raises(ValueError):
+            _bulk.configure(threads=bad)
+    with pytest.raises(TypeError):
+        _bulk.configure(2)  # keyword-only
+
+
+@needs_c
+@pytest.mark.parametrize("env,threads", [("1", 1), ("2", 2), ("5", 5), ("99", 16),
+                                         ("0", None), ("", None), ("two", None)])
+def test_threads_from_environment(env, threads):
+    """TLOG_BULK_THREADS sets the thread count (0, empty or invalid: the
+    default); TLOG_BULK_SHA_NI=0 forces libcrypto. Same root either way."""
+    code = ("import random; from tlog_client import _bulk, bulk;"
+            "e = [random.Random(1).randbytes(40)] * 20000;"
+            "print(_bulk.configure()['threads'], _bulk.configure()['sha_ni'],"
+            " bulk.root_of_entries(e).hex())")
+    env_vars = {**os.environ, "TLOG_BULK_THREADS": env, "TLOG_BULK_SHA_NI": "0"}
+    env_vars.pop("TLOG_BULK_BACKEND", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env_vars, capture_output=True,
+                         text=True, check=True).stdout.split()
+    entries = [random.Random(1).randbytes(40)] * 20000
+    if threads is None:  # min(2, CPUs this process may run on)
+        cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count())
+        threads = min(2, cpus)
+    want = bulk._py_root_of_level(bulk._py_leaf_hashes(entries))
+    assert out == [str(threads), "False", want.hex()]

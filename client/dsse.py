@@ -69,12 +69,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from . import intoto
-from .encoding import b64decode_std, b64encode_std, hex_decode_lower
+from .encoding import b64decode_std, b64encode_std
 from .errors import FormatError, SignatureError
 from .jsonstrict import (MAX_SIZE, expect_list, expect_object, expect_str, index_path,
                          join_path, loads_strict)
-from .keys import MAX_CHAIN, KeyMaterial, parse_key_material, verify_signature
-from .rekor import canonical_json
+from .keys import MAX_CHAIN, KeyMaterial, distinct_keys, parse_key_material, verify_signature
+from .rekor import canonical_json, parse_entry_top, parse_sha256_hash
 
 KIND = "dsse"
 API_VERSION = "0.0.1"
@@ -100,6 +100,13 @@ _CURVE_HASH = {"secp384r1": "sha384", "secp521r1": "sha512"}
 
 class EnvelopeTooLargeError(FormatError):
     """The envelope (attestation) exceeds its size cap (a server answers 413)."""
+
+
+def check_envelope_size(size: int, limit: int, field: str) -> None:
+    """EnvelopeTooLargeError naming ``field`` if an envelope of ``size``
+    bytes is above ``limit``."""
+    if size > limit:
+        raise EnvelopeTooLargeError(field, f"envelope is {size} bytes; the limit is {limit}")
 
 
 # -- DSSE envelopes ----------------------------------------------------------------
@@ -161,9 +168,7 @@ def parse_envelope(data: bytes, field: str = "envelope", *,
     canonical standard base64, 1 to MAX_SIGNATURES distinct signatures."""
     if not isinstance(data, (bytes, bytearray)):
         raise FormatError(field, f"envelope must be bytes, not {type(data).__name__}")
-    if len(data) > max_size:
-        raise EnvelopeTooLargeError(field, f"envelope is {len(data)} bytes; the limit is "
-                                           f"{max_size}")
+    check_envelope_size(len(data), max_size, field)
     try:
         obj = loads_strict(bytes(data), max_size=max_size)
     except FormatError as exc:
@@ -252,6 +257,36 @@ def verify_envelope(envelope: Envelope, verifiers: Sequence[KeyMaterial],
     return tuple(found)
 
 
+def verify_each(envelope: Envelope, keys: Sequence[KeyMaterial], field: str) -> None:
+    """Check that signature ``i`` of ``envelope`` verifies over its PAE under
+    ``keys[i]``; SignatureError naming ``{field}.signatures[i]`` if not."""
+    message = envelope.pae()
+    for i, (sig, key) in enumerate(zip(envelope.signatures, keys, strict=True)):
+        try:
+            verify_pae_signature(key, sig.sig, message)
+        except SignatureError as exc:
+            raise SignatureError(f"{field}.signatures[{i}]: {exc}") from None
+
+
+def open_attestation(attestation: object, envelope_hash: bytes, hash_field: str,
+                     payload_hash: bytes, max_envelope: int) -> tuple[bytes, Envelope]:
+    """An attestation checked against the hashes a leaf binds: bytes whose
+    SHA-256 is ``envelope_hash`` (the entry's ``hash_field``), a DSSE envelope
+    of at most ``max_envelope`` bytes whose payload hashes to
+    ``payload_hash``. Returns (the bytes, the envelope); raises FormatError or
+    SignatureError."""
+    if not isinstance(attestation, (bytes, bytearray)):
+        raise FormatError("attestation", "must be bytes")
+    attestation = bytes(attestation)
+    if hashlib.sha256(attestation).digest() != envelope_hash:
+        raise SignatureError("attestation: SHA-256 of the envelope differs from the "
+                             f"entry's {hash_field}")
+    envelope = parse_envelope(attestation, "attestation", max_size=max_envelope)
+    if hashlib.sha256(envelope.payload).digest() != payload_hash:
+        raise SignatureError("attestation: payload hash differs from the entry's payloadHash")
+    return attestation, envelope
+
+
 def statement_of(envelope: Envelope, field: str = "envelope.payload") -> intoto.Statement | None:
     """The in-toto Statement of an ``application/vnd.in-toto+json`` envelope
     (FormatError if malformed), or None for any other payload type."""
@@ -329,10 +364,7 @@ class DsseEntry:
     @property
     def verifiers(self) -> tuple[KeyMaterial, ...]:
         """The distinct verifiers recorded in the body (by key and PEM)."""
-        seen: dict[tuple[str, bytes], KeyMaterial] = {}
-        for s in self.signatures:
-            seen.setdefault((s.verifier.key_hash(), s.verifier.canonical_pem()), s.verifier)
-        return tuple(seen.values())
+        return distinct_keys(s.verifier for s in self.signatures)
 
     def canonical_obj(self) -> dict[str, Any]:
         return {
@@ -356,28 +388,23 @@ class DsseEntry:
         hash ("sha256:<hex>"), the in-toto subject digests ("<alg>:<value>"),
         the verifier key hashes (hex SHA-256 of the DER SPKI), then the
         certificates' SAN e-mails (lowercased), URIs and Fulcio otherNames."""
-        keys = [f"sha256:{self.payload_hash.hex()}"]
-        if self.statement is not None:
-            keys += [f"{alg}:{value}" for alg, value in self.statement.subject_digests()]
-        for key in self.verifiers:
-            ids = key.identities
-            keys += [key.key_hash(), *(e.lower() for e in ids.emails), *ids.uris,
-                     *ids.other_names]
-        return list(dict.fromkeys(keys))
+        return attestation_index_keys(self.payload_hash, self.statement, self.verifiers)
+
+
+def attestation_index_keys(payload_hash: bytes, statement: intoto.Statement | None,
+                           verifiers: Sequence[KeyMaterial]) -> list[str]:
+    """The search keys of an attestation entry (dsse or intoto), without
+    duplicates: see :meth:`DsseEntry.index_keys`."""
+    keys = [f"sha256:{payload_hash.hex()}"]
+    if statement is not None:
+        keys += [f"{alg}:{value}" for alg, value in statement.subject_digests()]
+    for key in verifiers:
+        keys += key.index_keys()
+    return list(dict.fromkeys(keys))
 
 
 def _sorted_signatures(pairs: Sequence[DsseSignature]) -> tuple[DsseSignature, ...]:
     return tuple(sorted(pairs, key=lambda s: s.signature_b64))
-
-
-def _check_kind(top: dict[str, Any]) -> None:
-    kind = expect_str(top["kind"], "kind")
-    if kind != KIND:
-        raise FormatError("kind", f"expected {KIND!r}, got {kind!r:.40}")
-    version = expect_str(top["apiVersion"], "apiVersion")
-    if version != API_VERSION:
-        raise FormatError("apiVersion", f"unsupported {KIND} version {version!r:.40} "
-                                        f"(supported: {API_VERSION})")
 
 
 def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
@@ -388,8 +415,7 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
     Raises FormatError naming the JSON path (schema, base64, PEM, allow-list,
     envelope, statement), EnvelopeTooLargeError when the envelope exceeds
     ``max_envelope`` bytes, or SignatureError."""
-    top = expect_object(obj, "", required=("apiVersion", "kind", "spec"))
-    _check_kind(top)
+    top = parse_entry_top(obj, KIND, API_VERSION)
     spec = top["spec"]
     if isinstance(spec, dict):
         for name in SERVER_COMPUTED:
@@ -401,9 +427,7 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
     content = expect_object(spec["proposedContent"], _PC, required=("envelope", "verifiers"))
     text = expect_str(content["envelope"], _ENV)
     envelope_bytes = text.encode("utf-8")
-    if len(envelope_bytes) > max_envelope:
-        raise EnvelopeTooLargeError(_ENV, f"envelope is {len(envelope_bytes)} bytes; the "
-                                          f"limit is {max_envelope}")
+    check_envelope_size(len(envelope_bytes), max_envelope, _ENV)
     envelope = parse_envelope(envelope_bytes, _ENV, max_size=max_envelope)
     verifiers = _parse_verifiers(content["verifiers"], max_chain)
     statement = statement_of(envelope, f"{_ENV}.payload")
@@ -439,12 +463,10 @@ def parse_canonical(body: bytes, *, max_chain: int = MAX_CHAIN,
     PEM) and that the body is exactly its own canonical form. The signatures
     cannot be verified without the envelope: see :func:`verify_attestation`.
     Raises FormatError or SignatureError (a certificate chain link)."""
-    top = expect_object(loads_strict(body, max_size=max_size), "",
-                        required=("apiVersion", "kind", "spec"))
-    _check_kind(top)
+    top = parse_entry_top(loads_strict(body, max_size=max_size), KIND, API_VERSION)
     spec = expect_object(top["spec"], "spec", required=SERVER_COMPUTED)
-    envelope_hash = _parse_hash(spec["envelopeHash"], "spec.envelopeHash")
-    payload_hash = _parse_hash(spec["payloadHash"], "spec.payloadHash")
+    envelope_hash = parse_sha256_hash(spec["envelopeHash"], "spec.envelopeHash")
+    payload_hash = parse_sha256_hash(spec["payloadHash"], "spec.payloadHash")
     path = "spec.signatures"
     items = expect_list(spec["signatures"], path, max_items=MAX_SIGNATURES)
     if not items:
@@ -468,14 +490,6 @@ def parse_canonical(body: bytes, *, max_chain: int = MAX_CHAIN,
     return entry
 
 
-def _parse_hash(value: object, path: str) -> bytes:
-    obj = expect_object(value, path, required=("algorithm", "value"))
-    if expect_str(obj["algorithm"], f"{path}.algorithm") != "sha256":
-        raise FormatError(f"{path}.algorithm", "must be 'sha256'")
-    return hex_decode_lower(expect_str(obj["value"], f"{path}.value"), f"{path}.value",
-                            length=32)
-
-
 def verify_attestation(entry: DsseEntry, attestation: bytes, *,
                        max_envelope: int = MAX_ENVELOPE) -> DsseEntry:
     """Check that ``attestation`` is the envelope the leaf ``entry`` binds
@@ -484,24 +498,12 @@ def verify_attestation(entry: DsseEntry, attestation: bytes, *,
     the body's and each verifies over the PAE under its recorded verifier.
     Returns the entry with the envelope and in-toto statement filled in.
     Raises SignatureError (a mismatch or a failed signature) or FormatError."""
-    if not isinstance(attestation, (bytes, bytearray)):
-        raise FormatError("attestation", "must be bytes")
-    attestation = bytes(attestation)
-    if hashlib.sha256(attestation).digest() != entry.envelope_hash:
-        raise SignatureError("attestation: SHA-256 of the envelope differs from the "
-                             "entry's envelopeHash")
-    envelope = parse_envelope(attestation, "attestation", max_size=max_envelope)
-    if hashlib.sha256(envelope.payload).digest() != entry.payload_hash:
-        raise SignatureError("attestation: payload hash differs from the entry's payloadHash")
+    attestation, envelope = open_attestation(attestation, entry.envelope_hash, "envelopeHash",
+                                             entry.payload_hash, max_envelope)
     by_sig = {s.signature: s.verifier for s in entry.signatures}
     if sorted(s.sig for s in envelope.signatures) != sorted(by_sig):
         raise SignatureError("attestation: envelope signatures differ from the entry's")
-    message = envelope.pae()
-    for i, sig in enumerate(envelope.signatures):
-        try:
-            verify_pae_signature(by_sig[sig.sig], sig.sig, message)
-        except SignatureError as exc:
-            raise SignatureError(f"attestation.signatures[{i}]: {exc}") from None
+    verify_each(envelope, [by_sig[s.sig] for s in envelope.signatures], "attestation")
     statement = statement_of(envelope, "attestation.payload")
     return DsseEntry(entry.envelope_hash, entry.payload_hash, entry.signatures, envelope,
                      attestation, statement)

@@ -32,7 +32,7 @@ from .errors import FormatError, SignatureError
 from .jsonstrict import MAX_SIZE, expect_object, expect_str, loads_strict
 from .keys import (HASH_ALGORITHMS, MAX_CHAIN, KeyMaterial, hash_algorithm, parse_key_material,
                    verify_signature)
-from .rekor import canonical_json
+from .rekor import canonical_json, parse_entry_top
 
 KIND = "hashedrekord"
 API_VERSION = "0.0.1"
@@ -95,10 +95,7 @@ class HashedRekord:
         """Search-index keys, without duplicates: the artifact hash
         ("sha256:<hex>"), the key hash (hex SHA-256 of the DER SPKI), then
         the certificate's SAN e-mails (lowercased), URIs and Fulcio otherNames."""
-        ids = self.key.identities
-        keys = [self.artifact_hash, self.key.key_hash(),
-                *(e.lower() for e in ids.emails), *ids.uris, *ids.other_names]
-        return list(dict.fromkeys(keys))
+        return list(dict.fromkeys([self.artifact_hash, *self.key.index_keys()]))
 
 
 def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN) -> HashedRekord:
@@ -110,8 +107,7 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN) -> HashedRekord:
     lowercase hex of the algorithm's length, non-canonical base64, key not PEM
     or not on the allow-list, Ed25519 key), or SignatureError if the signature
     (or a certificate chain link) does not verify."""
-    top = expect_object(obj, "", required=("apiVersion", "kind", "spec"))
-    _check_kind(top)
+    top = parse_entry_top(obj, KIND, API_VERSION)
     spec = expect_object(top["spec"], "spec", required=("data", "signature"))
     algorithm, digest = _parse_data(spec["data"])
     signature, key = _parse_signature(spec["signature"], max_chain)
@@ -120,16 +116,6 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN) -> HashedRekord:
     except SignatureError as exc:
         raise SignatureError(f"{_SIG}: {exc}") from None
     return HashedRekord(algorithm=algorithm, digest=digest, signature=signature, key=key)
-
-
-def _check_kind(top: dict[str, Any]) -> None:
-    kind = expect_str(top["kind"], "kind")
-    if kind != KIND:
-        raise FormatError("kind", f"expected {KIND!r}, got {kind!r:.40}")
-    version = expect_str(top["apiVersion"], "apiVersion")
-    if version != API_VERSION:
-        raise FormatError("apiVersion", f"unsupported {KIND} version {version!r:.40} "
-                                        f"(supported: {API_VERSION})")
 
 
 def _parse_data(value: object) -> tuple[str, bytes]:

@@ -72,11 +72,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import dsse, intoto
-from .encoding import b64decode_std, b64encode_std, hex_decode_lower
+from .encoding import b64decode_std, b64encode_std
 from .errors import FormatError, SignatureError
 from .jsonstrict import MAX_SIZE, expect_list, expect_object, expect_str, index_path, loads_strict
-from .keys import MAX_CHAIN, KeyMaterial, parse_key_material
-from .rekor import canonical_json
+from .keys import MAX_CHAIN, KeyMaterial, distinct_keys, parse_key_material
+from .rekor import canonical_json, parse_entry_top, parse_sha256_hash
 
 KIND = "intoto"
 API_VERSION = "0.0.2"
@@ -87,6 +87,7 @@ EnvelopeTooLargeError = dsse.EnvelopeTooLargeError
 
 _CONTENT = "spec.content"
 _ENV = "spec.content.envelope"
+_HINT = "; send new attestations as dsse 0.0.1"  # after the supported apiVersion
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,7 @@ class IntotoEntry:
 
     @property
     def verifiers(self) -> tuple[KeyMaterial, ...]:
-        seen: dict[tuple[str, bytes], KeyMaterial] = {}
-        for s in self.signatures:
-            seen.setdefault((s.public_key.key_hash(), s.public_key.canonical_pem()),
-                            s.public_key)
-        return tuple(seen.values())
+        return distinct_keys(s.public_key for s in self.signatures)
 
     def canonical_obj(self) -> dict[str, Any]:
         sigs = []
@@ -146,14 +143,7 @@ class IntotoEntry:
 
     def index_keys(self) -> list[str]:
         """Search keys in Rekor's spelling (see :meth:`tlog_client.dsse.DsseEntry.index_keys`)."""
-        keys = [f"sha256:{self.payload_hash.hex()}"]
-        if self.statement is not None:
-            keys += [f"{alg}:{value}" for alg, value in self.statement.subject_digests()]
-        for key in self.verifiers:
-            ids = key.identities
-            keys += [key.key_hash(), *(e.lower() for e in ids.emails), *ids.uris,
-                     *ids.other_names]
-        return list(dict.fromkeys(keys))
+        return dsse.attestation_index_keys(self.payload_hash, self.statement, self.verifiers)
 
 
 # -- Go's encoding/json, for the envelope hash -------------------------------------
@@ -197,17 +187,6 @@ def _no_controls(value: str, path: str) -> str:
 
 # -- parsing --------------------------------------------------------------------------
 
-def _check_kind(top: dict[str, Any]) -> None:
-    kind = expect_str(top["kind"], "kind")
-    if kind != KIND:
-        raise FormatError("kind", f"expected {KIND!r}, got {kind!r:.40}")
-    version = expect_str(top["apiVersion"], "apiVersion")
-    if version != API_VERSION:
-        raise FormatError("apiVersion", f"unsupported {KIND} version {version!r:.40} "
-                                        f"(supported: {API_VERSION}; send new attestations "
-                                        "as dsse 0.0.1)")
-
-
 def _drop_null(value: object, names: tuple[str, ...]) -> object:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if not (k in names and v is None)}
@@ -232,22 +211,13 @@ def _double_b64(value: object, path: str) -> tuple[bytes, str]:
     return data, inner
 
 
-def _parse_hash(value: object, path: str) -> bytes:
-    obj = expect_object(value, path, required=("algorithm", "value"))
-    if expect_str(obj["algorithm"], f"{path}.algorithm") != "sha256":
-        raise FormatError(f"{path}.algorithm", "must be 'sha256'")
-    return hex_decode_lower(expect_str(obj["value"], f"{path}.value"), f"{path}.value",
-                            length=32)
-
-
 def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
                    max_envelope: int = MAX_ENVELOPE) -> IntotoEntry:
     """Validate a proposed intoto 0.0.2 entry, verify every signature under
     its public key and parse an in-toto payload. Raises FormatError naming
     the JSON path, EnvelopeTooLargeError (envelope above ``max_envelope``
     bytes) or SignatureError."""
-    top = expect_object(obj, "", required=("apiVersion", "kind", "spec"))
-    _check_kind(top)
+    top = parse_entry_top(obj, KIND, API_VERSION, hint=_HINT)
     spec = expect_object(top["spec"], "spec", required=("content",))
     content = expect_object(_drop_null(spec["content"], ("hash", "payloadHash")), _CONTENT,
                             required=("envelope",), optional=("hash", "payloadHash"))
@@ -279,18 +249,17 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
     envelope = dsse.Envelope(payload_type, payload,
                              tuple(dsse.EnvelopeSignature(s.sig, s.keyid) for s in parsed))
     envelope_bytes = go_envelope_json(envelope)
-    if len(envelope_bytes) > max_envelope:
-        raise EnvelopeTooLargeError(_ENV, f"envelope is {len(envelope_bytes)} bytes; the "
-                                          f"limit is {max_envelope}")
+    dsse.check_envelope_size(len(envelope_bytes), max_envelope, _ENV)
     envelope_hash = hashlib.sha256(envelope_bytes).digest()
     payload_hash = hashlib.sha256(payload).digest()
-    if "hash" in content and _parse_hash(content["hash"], f"{_CONTENT}.hash") != envelope_hash:
+    if "hash" in content and \
+            parse_sha256_hash(content["hash"], f"{_CONTENT}.hash") != envelope_hash:
         raise FormatError(f"{_CONTENT}.hash.value",
                           "does not match SHA-256 of the envelope as Go's encoding/json "
                           f"serialises it ({envelope_hash.hex()}); leave hash out and the "
                           "log computes it")
-    if "payloadHash" in content and _parse_hash(content["payloadHash"],
-                                                f"{_CONTENT}.payloadHash") != payload_hash:
+    if "payloadHash" in content and \
+            parse_sha256_hash(content["payloadHash"], f"{_CONTENT}.payloadHash") != payload_hash:
         raise FormatError(f"{_CONTENT}.payloadHash.value",
                           "does not match SHA-256 of the payload")
     statement = dsse.statement_of(envelope, f"{_ENV}.payload")
@@ -310,9 +279,7 @@ def parse_canonical(body: bytes, *, max_chain: int = MAX_CHAIN,
     """Parse a canonical intoto 0.0.2 body (a leaf returned by a log): closed
     schema, encodings, allow-listed keys, and exactly its own canonical form.
     Signatures need the envelope: see :func:`verify_attestation`."""
-    top = expect_object(loads_strict(body, max_size=max_size), "",
-                        required=("apiVersion", "kind", "spec"))
-    _check_kind(top)
+    top = parse_entry_top(loads_strict(body, max_size=max_size), KIND, API_VERSION, hint=_HINT)
     spec = expect_object(top["spec"], "spec", required=("content",))
     content = expect_object(spec["content"], _CONTENT,
                             required=("envelope", "hash", "payloadHash"))
@@ -336,8 +303,8 @@ def parse_canonical(body: bytes, *, max_chain: int = MAX_CHAIN,
         sigs.append(IntotoSignature(sig, parse_key_material(pem, f"{where}.publicKey",
                                                             max_chain=max_chain), keyid))
     entry = IntotoEntry(payload_type, tuple(sigs),
-                        _parse_hash(content["hash"], f"{_CONTENT}.hash"),
-                        _parse_hash(content["payloadHash"], f"{_CONTENT}.payloadHash"))
+                        parse_sha256_hash(content["hash"], f"{_CONTENT}.hash"),
+                        parse_sha256_hash(content["payloadHash"], f"{_CONTENT}.payloadHash"))
     if entry.canonical_body() != body:
         raise FormatError("body", "not the canonical form of the intoto entry")
     return entry
@@ -350,25 +317,14 @@ def verify_attestation(entry: IntotoEntry, attestation: bytes, *,
     ``payloadHash``, payload type, signatures and key IDs equal the body's
     (in order), and each signature verifies under its key. Returns the entry
     with envelope and statement. Raises SignatureError or FormatError."""
-    if not isinstance(attestation, (bytes, bytearray)):
-        raise FormatError("attestation", "must be bytes")
-    attestation = bytes(attestation)
-    if hashlib.sha256(attestation).digest() != entry.envelope_hash:
-        raise SignatureError("attestation: SHA-256 of the envelope differs from the entry's hash")
-    envelope = dsse.parse_envelope(attestation, "attestation", max_size=max_envelope)
-    if hashlib.sha256(envelope.payload).digest() != entry.payload_hash:
-        raise SignatureError("attestation: payload hash differs from the entry's payloadHash")
+    attestation, envelope = dsse.open_attestation(attestation, entry.envelope_hash, "hash",
+                                                  entry.payload_hash, max_envelope)
     if envelope.payload_type != entry.payload_type:
         raise SignatureError("attestation: payloadType differs from the entry's")
     if [(s.sig, s.keyid) for s in envelope.signatures] != \
             [(s.sig, s.keyid) for s in entry.signatures]:
         raise SignatureError("attestation: signatures differ from the entry's")
-    message = envelope.pae()
-    for i, s in enumerate(entry.signatures):
-        try:
-            dsse.verify_pae_signature(s.public_key, s.sig, message)
-        except SignatureError as exc:
-            raise SignatureError(f"attestation.signatures[{i}]: {exc}") from None
+    dsse.verify_each(envelope, [s.public_key for s in entry.signatures], "attestation")
     statement = dsse.statement_of(envelope, "attestation.payload")
     return IntotoEntry(entry.payload_type, entry.signatures, entry.envelope_hash,
                        entry.payload_hash, envelope, attestation, statement)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Union
@@ -108,6 +109,12 @@ class KeyMaterial:
         search-index key of the key (the same for a bare key and its certificate)."""
         return self._key_hash
 
+    def index_keys(self) -> list[str]:
+        """Search-index keys in Rekor's spelling: the key hash, then the
+        certificate's SAN e-mails (lowercased), URIs and Fulcio otherNames."""
+        ids = self.identities
+        return [self.key_hash(), *(e.lower() for e in ids.emails), *ids.uris, *ids.other_names]
+
     # Computed once per key: a parsed key is reused across entries (see
     # parse_key_material's cache), and the write path needs all three.
     @cached_property
@@ -124,6 +131,14 @@ class KeyMaterial:
     @cached_property
     def _key_hash(self) -> str:
         return hashlib.sha256(self._spki_der).hexdigest()
+
+
+def distinct_keys(keys: Iterable[KeyMaterial]) -> tuple[KeyMaterial, ...]:
+    """``keys`` without repeats (the same key hash and canonical PEM), in order."""
+    seen: dict[tuple[str, bytes], KeyMaterial] = {}
+    for key in keys:
+        seen.setdefault((key.key_hash(), key.canonical_pem()), key)
+    return tuple(seen.values())
 
 
 def spki_der(public_key: AllowedPublicKey) -> bytes:

@@ -97,6 +97,33 @@ def _plain(value: object, depth: int) -> bool:
     return False
 
 
+def parse_entry_top(obj: object, kind: str, api_version: str, *,
+                    hint: str = "") -> dict[str, Any]:
+    """The top of an entry body of type ``kind`` ``api_version``: an object of
+    exactly apiVersion, kind and spec, with that kind and version. Raises
+    FormatError naming the field; ``hint`` follows the supported version in
+    the apiVersion message."""
+    top = expect_object(obj, "", required=("apiVersion", "kind", "spec"))
+    got = expect_str(top["kind"], "kind")
+    if got != kind:
+        raise FormatError("kind", f"expected {kind!r}, got {got!r:.40}")
+    version = expect_str(top["apiVersion"], "apiVersion")
+    if version != api_version:
+        raise FormatError("apiVersion", f"unsupported {kind} version {version!r:.40} "
+                                        f"(supported: {api_version}{hint})")
+    return top
+
+
+def parse_sha256_hash(value: object, path: str) -> bytes:
+    """A ``{"algorithm": "sha256", "value": <64 lowercase hex>}`` object at
+    ``path``: the 32-byte digest, or FormatError naming the field."""
+    obj = expect_object(value, path, required=("algorithm", "value"))
+    if expect_str(obj["algorithm"], f"{path}.algorithm") != "sha256":
+        raise FormatError(f"{path}.algorithm", "must be 'sha256'")
+    return hex_decode_lower(expect_str(obj["value"], f"{path}.value"), f"{path}.value",
+                            length=32)
+
+
 def uuid_of(leaf: bytes) -> str:
     """The entry UUID: lowercase hex of the RFC 6962 leaf hash of ``leaf``."""
     return leaf_hash(leaf).hex()

@@ -36,8 +36,8 @@ from .cligate import cmd_verify_policy
 from .bundle import dumps_bundle, parse_bundle, trusted_root_tlog, verify_bundle
 from .client import ClientError, EntryNotFoundError
 from .clicommon import (EXIT_ERROR, EXIT_FAILED, EXIT_MATCH, EXIT_OK, Config, UsageError,
-                        _client, _describe, _digest_of, _emit, _expectations, _leaf_only,
-                        _parse_digest, _read, _signature_file, load_config)
+                        _client, _describe, _digest_of, _emit, _emit_logged, _expectations,
+                        _leaf_only, _parse_digest, _read, _signature_file, load_config)
 from .errors import FormatError, TlogError, VerificationError
 from .match import Watch
 from .monitor import Monitor
@@ -97,14 +97,7 @@ async def cmd_upload(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -
                          "--public-key or --cert")
     async with _client(cfg) as client:
         verified = await client.submit_hashedrekord(**kwargs)
-    out = verified.to_json()
-    human = ("logged" if verified.created else "already logged") + ": " + _describe(verified)
-    if ns.bundle:
-        Path(ns.bundle).write_bytes(dumps_bundle(verified))
-        out["bundle"] = ns.bundle
-        human += f"\nbundle written to {ns.bundle}"
-    _emit(cfg, out, human)
-    return EXIT_OK
+    return _emit_logged(cfg, verified, ns.bundle)
 
 
 async def cmd_get(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -> int:

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import Any
 
 from . import intoto
-from .bundle import dumps_bundle
-from .clicommon import (EXIT_OK, Config, UsageError, _client, _describe, _digest_of, _emit,
-                        _leaf_only, _read)
+from .clicommon import Config, UsageError, _client, _digest_of, _emit_logged, _leaf_only, _read
 from .errors import FormatError, TlogError
 from .jsonstrict import loads_strict
 from .keys import parse_key_material
@@ -97,14 +94,7 @@ async def cmd_attest(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -
         verifiers.append(pem)
     async with _client(cfg) as client:
         verified = await client.submit_dsse(statement, private_keys=keys, verifiers=verifiers)
-    out = verified.to_json()
-    human = ("logged" if verified.created else "already logged") + ": " + _describe(verified)
-    if ns.bundle:
-        Path(ns.bundle).write_bytes(dumps_bundle(verified))
-        out["bundle"] = ns.bundle
-        human += f"\nbundle written to {ns.bundle}"
-    _emit(cfg, out, human)
-    return EXIT_OK
+    return _emit_logged(cfg, verified, ns.bundle)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

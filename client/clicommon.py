@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bundle import dumps_bundle
 from .client import LogClient
 from .encoding import b64decode_std
 from .entryverify import Expectations, VerifiedEntry, load_ca_roots
@@ -137,6 +138,19 @@ def _emit(cfg: Config, obj: Any, human: str) -> None:
         print(json.dumps(obj, indent=2, sort_keys=True))
     else:
         print(human)
+
+
+def _emit_logged(cfg: Config, verified: VerifiedEntry, bundle_path: str | None) -> int:
+    """Report an entry just submitted (or found already logged), after
+    writing its Sigstore bundle to ``bundle_path`` if given; EXIT_OK."""
+    out = verified.to_json()
+    human = ("logged" if verified.created else "already logged") + ": " + _describe(verified)
+    if bundle_path:
+        Path(bundle_path).write_bytes(dumps_bundle(verified))
+        out["bundle"] = bundle_path
+        human += f"\nbundle written to {bundle_path}"
+    _emit(cfg, out, human)
+    return EXIT_OK
 
 
 def _describe(v: VerifiedEntry, online: bool = True) -> str:

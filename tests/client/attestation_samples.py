@@ -15,6 +15,7 @@ The statements follow what real producers write:
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 import hashlib
@@ -147,6 +148,19 @@ def spdx_document(subjects: list[tuple[str, str]]) -> dict[str, Any]:
 
 def payload(statement: dict[str, Any]) -> bytes:
     return json.dumps(statement, separators=(",", ":")).encode()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def dotted(path: tuple, prefix: str = "") -> str:
+    """``path`` (keys and list indexes) as the field name an error carries,
+    e.g. ``spec.content.envelope.signatures[0].sig``, after ``prefix``."""
+    out = prefix
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+    return out
 
 
 def mutate(obj: dict[str, Any], path: tuple, value: Any = ..., delete: bool = False) -> dict:

@@ -17,16 +17,12 @@ from tlog_client import dsse, intoto
 from tlog_client.errors import FormatError, SignatureError
 from tlog_client.keys import parse_key_material
 
-from .attestation_samples import (GITHUB_BUILDER, WORKFLOW_IDENTITY, all_keys, artifact,
-                                  cert_key, cyclonedx_sbom, ecdsa_key, ed25519_key, mutate,
+from .attestation_samples import (GITHUB_BUILDER, WORKFLOW_IDENTITY, all_keys, artifact, b64,
+                                  cert_key, cyclonedx_sbom, dotted, ecdsa_key, ed25519_key, mutate,
                                   payload, rsa_key, slsa_v1_github)
 
 SUBJECTS = [artifact("app-1.0.tar.gz")]
 PROVENANCE = payload(slsa_v1_github(SUBJECTS))
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def envelope_for(keys, body: bytes = PROVENANCE, payload_type: str = intoto.PAYLOAD_TYPE) -> bytes:
@@ -298,13 +294,6 @@ def base_proposed() -> dict:
 
 REQUIRED = [("apiVersion",), ("kind",), ("spec",), ("spec", "proposedContent"),
             ("spec", "proposedContent", "envelope"), ("spec", "proposedContent", "verifiers")]
-
-
-def dotted(path: tuple) -> str:
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
-    return out
 
 
 @pytest.mark.parametrize("how", ["missing", "null"])

@@ -12,7 +12,7 @@ from tlog_client import intoto
 from tlog_client.errors import FormatError
 
 from .attestation_samples import (COMMIT, GENERATOR_BUILDER, GITHUB_BUILDER, REPO, artifact,
-                                  cyclonedx_sbom, mutate, payload, slsa_v02_generator,
+                                  cyclonedx_sbom, dotted, mutate, payload, slsa_v02_generator,
                                   slsa_v1_github, spdx_document)
 
 SUBJECTS = [artifact("app-1.0.tar.gz"), artifact("app-1.0.whl")]
@@ -200,23 +200,16 @@ REQUIRED = {
 }
 
 
-def dotted(path: tuple) -> str:
-    out = "payload"
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else f".{step}"
-    return out
-
-
 CASES = [(kind, path, how) for kind, paths in REQUIRED.items() for path in paths
          for how in ("missing", "null")]
 
 
 @pytest.mark.parametrize("kind,path,how", CASES,
-                         ids=[f"{k}-{dotted(p)}-{h}" for k, p, h in CASES])
+                         ids=[f"{k}-{dotted(p, 'payload')}-{h}" for k, p, h in CASES])
 def test_required_field_missing_or_null(kind, path, how):
     stmt = mutate(STATEMENTS[kind], path, None, delete=(how == "missing"))
     err = rejected(stmt)
-    assert err.field == dotted(path), err
+    assert err.field == dotted(path, "payload"), err
     assert ("missing" in str(err)) if how == "missing" else ("null" in str(err)), err
 
 

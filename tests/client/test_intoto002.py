@@ -14,15 +14,12 @@ from tlog_client import dsse, intoto, intoto002
 from tlog_client.errors import FormatError, SignatureError
 from tlog_client.keys import parse_key_material
 
-from .attestation_samples import (GENERATOR_BUILDER, all_keys, artifact, cert_key, ecdsa_key,
-                                  ed25519_key, mutate, payload, rsa_key, slsa_v02_generator)
+from .attestation_samples import (GENERATOR_BUILDER, all_keys, artifact, b64, cert_key, dotted,
+                                  ecdsa_key, ed25519_key, mutate, payload, rsa_key,
+                                  slsa_v02_generator)
 
 SUBJECTS = [artifact("app-1.0.tar.gz")]
 PROVENANCE = payload(slsa_v02_generator(SUBJECTS))
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def go_envelope(keys, keyids=None, body: bytes = PROVENANCE) -> bytes:
@@ -223,13 +220,6 @@ REQUIRED = [("apiVersion",), ("kind",), ("spec",), ("spec", "content"),
             ("spec", "content", "envelope", "signatures"),
             ("spec", "content", "envelope", "signatures", 0, "sig"),
             ("spec", "content", "envelope", "signatures", 0, "publicKey")]
-
-
-def dotted(path: tuple) -> str:
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
-    return out
 
 
 @pytest.mark.parametrize("how", ["missing", "null"])

@@ -18,18 +18,14 @@ import pytest
 from tlog_client import dsse, intoto, intoto002
 from tlog_client.rekor import LogEntry, parse_log_entry
 
-from ..client.attestation_samples import (GENERATOR_BUILDER, GITHUB_BUILDER, WORKFLOW_IDENTITY,
-                                          Key, cert_key, cyclonedx_sbom, ecdsa_key, ed25519_key,
-                                          mutate, payload, rsa_key, sha256_hex,
+from ..client.attestation_samples import (GENERATOR_BUILDER, GITHUB_BUILDER, Key, WORKFLOW_IDENTITY,
+                                          b64, cert_key, cyclonedx_sbom, dotted, ecdsa_key,
+                                          ed25519_key, mutate, payload, rsa_key, sha256_hex,
                                           slsa_v02_generator, slsa_v1_github, spdx_document)
 from .helpers import PinnedLog, ecdsa_signer, error_message, get, post_json, unique_data
 
 ENTRIES = "/api/v1/log/entries"
 SEARCH = "/api/v1/index/retrieve"
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def fresh_subject(name: str = "app.tar.gz") -> tuple[str, bytes, str]:
@@ -230,13 +226,6 @@ ENVELOPE_FIELDS = ["payloadType", "payload", "signatures"]
 STATEMENT_FIELDS = [("_type",), ("subject",), ("predicateType",), ("predicate",),
                     ("predicate", "runDetails", "builder", "id"),
                     ("predicate", "buildDefinition", "buildType")]
-
-
-def dotted(path: tuple) -> str:
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
-    return out
 
 
 def _cases():

@@ -60,6 +60,13 @@ def replaced(obj, path, value, delete=False):
     return out
 
 
+def mutated(data: st.DataObject, doc, value, delete: bool):
+    """``doc`` with a path drawn from ``data`` (any member or element, or the
+    whole) set to ``value`` or, with ``delete``, removed (see :func:`replaced`)."""
+    path = data.draw(st.sampled_from(list(paths(doc))))
+    return replaced(doc, path, value, delete)
+
+
 def typed_or_valid(fn, *args, **kwargs):
     """Call ``fn``: a result, or None after a typed error. Any other
     exception fails the test (hypothesis shrinks and reports it)."""

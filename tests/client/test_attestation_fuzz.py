@@ -13,7 +13,7 @@ from tlog_client import dsse, intoto, intoto002
 
 from .attestation_samples import (artifact, cyclonedx_sbom, ecdsa_key, payload,
                                   slsa_v02_generator, slsa_v1_github)
-from .fuzzing import fuzz_settings, json_values, paths, replaced, typed_or_valid
+from .fuzzing import fuzz_settings, json_values, mutated, replaced, typed_or_valid
 
 KEY = ecdsa_key()
 STATEMENTS = [slsa_v1_github([artifact()]), slsa_v02_generator([artifact()]),
@@ -28,23 +28,20 @@ FAST = fuzz_settings(150)
 @FAST
 @given(st.data(), json_values(), st.booleans())
 def test_dsse_entry_fuzz(data, value, delete):
-    path = data.draw(st.sampled_from(list(paths(DSSE))))
-    typed_or_valid(dsse.parse_proposed, replaced(DSSE, path, value, delete))
+    typed_or_valid(dsse.parse_proposed, mutated(data, DSSE, value, delete))
 
 
 @FAST
 @given(st.data(), json_values(), st.booleans())
 def test_intoto_entry_fuzz(data, value, delete):
-    path = data.draw(st.sampled_from(list(paths(INTOTO))))
-    typed_or_valid(intoto002.parse_proposed, replaced(INTOTO, path, value, delete))
+    typed_or_valid(intoto002.parse_proposed, mutated(data, INTOTO, value, delete))
 
 
 @FAST
 @given(st.data(), json_values(), st.booleans())
 def test_envelope_fuzz(data, value, delete):
     env = json.loads(ENVELOPE)
-    path = data.draw(st.sampled_from(list(paths(env))))
-    text = json.dumps(replaced(env, path, value, delete))
+    text = json.dumps(mutated(data, env, value, delete))
     proposed = replaced(DSSE, ("spec", "proposedContent", "envelope"), text, False)
     typed_or_valid(dsse.parse_proposed, proposed)
 
@@ -53,8 +50,7 @@ def test_envelope_fuzz(data, value, delete):
 @given(st.data(), json_values(), st.booleans())
 def test_statement_fuzz(data, value, delete):
     stmt = data.draw(st.sampled_from(STATEMENTS))
-    path = data.draw(st.sampled_from(list(paths(stmt))))
-    typed_or_valid(intoto.parse_statement, payload(replaced(stmt, path, value, delete)))
+    typed_or_valid(intoto.parse_statement, payload(mutated(data, stmt, value, delete)))
 
 
 @FAST

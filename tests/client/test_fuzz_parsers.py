@@ -29,7 +29,7 @@ from tlog_client.trust import PinnedLog
 
 from .attestation_samples import cert_key, ecdsa_key, ed25519_key, rsa_key
 from .fakelog import FakeLog, hashedrekord_body, make_ca, make_leaf, signer
-from .fuzzing import fuzz_settings, json_values, paths, replaced, typed_or_valid
+from .fuzzing import fuzz_settings, json_values, mutated, paths, replaced, typed_or_valid
 
 FUZZ = fuzz_settings(150, HealthCheck.filter_too_much)
 SOME = fuzz_settings(60, HealthCheck.filter_too_much)
@@ -247,8 +247,7 @@ HR_PROPOSED = json.loads(HR_BODY)
 @FUZZ
 @given(st.data(), json_values(), st.booleans())
 def test_hashedrekord_proposed_fuzz(data, value, delete):
-    path = data.draw(st.sampled_from(list(paths(HR_PROPOSED))))
-    typed_or_valid(hashedrekord.parse_proposed, replaced(HR_PROPOSED, path, value, delete))
+    typed_or_valid(hashedrekord.parse_proposed, mutated(data, HR_PROPOSED, value, delete))
 
 
 @FUZZ
@@ -366,8 +365,7 @@ PROOF_JSON = next(iter(ENTRY_JSON.values()))["verification"]["inclusionProof"]
 @FUZZ
 @given(st.data(), json_values(), st.booleans())
 def test_log_entry_fuzz(data, value, delete):
-    path = data.draw(st.sampled_from(list(paths(ENTRY_JSON))))
-    entry = typed_or_valid(rekor.parse_log_entry, replaced(ENTRY_JSON, path, value, delete))
+    entry = typed_or_valid(rekor.parse_log_entry, mutated(data, ENTRY_JSON, value, delete))
     if entry is not None:
         typed_or_valid(rekor.verify_entry_uuid, entry)
         typed_or_valid(rekor.verify_entry_set, entry, LOG.public_key)
@@ -392,8 +390,7 @@ def _get(obj, path):
 @FUZZ
 @given(st.data(), json_values(), st.booleans())
 def test_inclusion_proof_fuzz(data, value, delete):
-    path = data.draw(st.sampled_from(list(paths(PROOF_JSON))))
-    typed_or_valid(rekor.parse_inclusion_proof, replaced(PROOF_JSON, path, value, delete))
+    typed_or_valid(rekor.parse_inclusion_proof, mutated(data, PROOF_JSON, value, delete))
 
 
 @FUZZ
@@ -429,9 +426,8 @@ def test_bundle_sample_parses():
 @FUZZ
 @given(st.data(), json_values(), st.booleans())
 def test_bundle_fuzz(data, value, delete):
-    path = data.draw(st.sampled_from(list(paths(BUNDLE_JSON))))
     typed_or_valid(bundle.parse_bundle,
-                   json.dumps(replaced(BUNDLE_JSON, path, value, delete)).encode())
+                   json.dumps(mutated(data, BUNDLE_JSON, value, delete)).encode())
 
 
 @SOME

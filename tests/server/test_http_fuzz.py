@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tlog_client import dsse, intoto002
 
 from ..client.attestation_samples import artifact, ecdsa_key, payload, slsa_v1_github
-from ..client.fuzzing import fuzz_settings, json_values, paths, replaced
+from ..client.fuzzing import fuzz_settings, json_values, mutated
 from .helpers import ecdsa_signer, error_message, get, request
 
 SETTINGS = fuzz_settings(120, HealthCheck.function_scoped_fixture, derandomize=False)
@@ -66,8 +66,7 @@ def check(r, what) -> None:
        delete=st.booleans())
 def test_json_bodies(module_server, route, data, value, delete):
     base = data.draw(st.sampled_from(BODIES[route]))
-    path = data.draw(st.sampled_from(list(paths(base))))
-    body = replaced(base, path, value, delete)
+    body = mutated(data, base, value, delete)
     r = request(module_server.url, "POST", route, json.dumps(body).encode(),
                 {"Content-Type": "application/json"})
     check(r, body)

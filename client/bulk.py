@@ -41,9 +41,13 @@ def _py_root_of_level(level: bytes) -> bytes:
     return level
 
 
-# Backend: the C accelerator tlog_client._bulk (OpenSSL libcrypto SHA-256)
-# when it was built, else pure Python; TLOG_BULK_BACKEND=python forces the
-# latter. Both give identical results (tests/client/test_bulk_backends.py).
+# Backend: the C accelerator tlog_client._bulk when it was built, else pure
+# Python; TLOG_BULK_BACKEND=python forces the latter. The accelerator hashes
+# with its own SHA-NI code where the CPU has the SHA extensions (two messages
+# at a time), else with OpenSSL libcrypto (TLOG_BULK_SHA_NI=0 forces that),
+# and splits inputs of >= 16,384 hashes over TLOG_BULK_THREADS threads
+# (default min(2, CPUs the process may run on); 1 disables). All of these
+# give identical results (tests/client/test_bulk_backends.py).
 BACKEND = "python"
 _leaf_hashes = _py_leaf_hashes
 _parent_level = _py_parent_level

@@ -331,9 +331,8 @@ def report(machine, gen, args, results) -> dict:
         f"medians of {args.repeat} runs. Indexes and tiles are uniformly random over the "
         "whole tree. The database file is read once before measuring, so the OS page cache "
         "holds it (a server with RAM for its log); SQLite's own cache is 64 MiB per "
-        "connection and it maps the first 2 GiB of the file (`mmap_size`, SQLite's "
-        "compiled-in cap), so at 10^7 most node and entry reads beyond that are page reads "
-        "from the OS cache (a system call each). A cold cache makes every miss a disk read on the "
+        "connection, so at 10^6 and 10^7 most node and entry reads are page reads from the "
+        "OS cache (a system call each). A cold cache makes every miss a disk read on the "
         "event loop: at 10^7 with the cache half cold we measured under half these rates.",
         "Each inclusion-proof answer is the full Rekor LogEntry: the stored body (its leaf "
         "hash re-checked, I3), the inclusion proof read from the stored nodes (O(log n) "

@@ -183,7 +183,6 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA cache_size=-65536")
-    conn.execute("PRAGMA mmap_size=68719476736")
     return conn
 
 

@@ -68,14 +68,45 @@ def read_bodies(path: Path, start: int, count: int) -> list[bytes]:
 
 
 def server_cpu_seconds(server: benchserver.Server) -> float:
-    total = 0
+    return sum(process_cpu_seconds(server).values())
+
+
+def process_cpu_seconds(server: benchserver.Server) -> dict[str, float]:
+    """CPU seconds (user + system) of the server's main process (with
+    ``--workers``: the sequencer) and of its children (the HTTP workers)."""
+    out = {"main": 0.0, "children": 0.0}
     for pid in [server.proc.pid, *benchserver._children(server.proc.pid)]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
         except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+            continue
+        key = "main" if pid == server.proc.pid else "children"
+        out[key] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def crypto_costs(n: int = 3000) -> dict[str, float]:
+    """µs per call of the two signature operations every entry costs, on this
+    machine (cryptography/OpenSSL): verifying the submitter's ECDSA P-256
+    signature and signing the entry's SET with the log's Ed25519 key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    msg = b"x" * 300
+    log_key = ed25519.Ed25519PrivateKey.generate()
+    ecdsa = ec.generate_private_key(ec.SECP256R1())
+    sig, pub = ecdsa.sign(msg, ec.ECDSA(hashes.SHA256())), ecdsa.public_key()
+    out = {}
+    for name, fn in (("ECDSA P-256 verify", lambda: pub.verify(sig, msg,
+                                                               ec.ECDSA(hashes.SHA256()))),
+                     ("Ed25519 sign (SET)", lambda: log_key.sign(msg))):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.append((time.perf_counter() - started) / n * 1e6)
+        out[name] = round(min(times), 1)
+    return out
 
 
 class Generator:
@@ -118,10 +149,12 @@ def one_run(gen: Generator, clients: int, duration: float, *, server_cpus: str |
             # Warm-up: connections, caches, the first batches.
             gen.closed(server.url, server.port, min(clients, 16), 1.0, WARMUP_OFFSET, gen_cpus)
             benchserver.wait_until_quiet()
-            cpu0 = server_cpu_seconds(server)
+            cpu0 = process_cpu_seconds(server)
             run = gen.closed(server.url, server.port, clients, duration, 0, gen_cpus)
-            run["server_cpu_us_per_entry"] = round(
-                (server_cpu_seconds(server) - cpu0) / max(1, run["ok"]) * 1e6, 1)
+            cpu1 = process_cpu_seconds(server)
+            per = {k: round((cpu1[k] - cpu0[k]) / max(1, run["ok"]) * 1e6, 1) for k in cpu1}
+            run["server_cpu_us_per_entry"] = round(sum(per.values()), 1)
+            run["cpu_us_per_entry_by_process"] = per
             run["rss_mib"] = round(server.rss_mib(), 1)
         if fsck:
             code, line = benchserver.fsck(workdir / "log")
@@ -136,6 +169,11 @@ def one_run(gen: Generator, clients: int, duration: float, *, server_cpus: str |
 def median_run(runs: list[dict]) -> dict:
     keys = ("rate", "p50_ms", "p99_ms", "server_cpu_us_per_entry")
     out = {k: round(statistics.median(r[k] for r in runs), 2) for k in keys}
+    split = [r["cpu_us_per_entry_by_process"] for r in runs
+             if "cpu_us_per_entry_by_process" in r]
+    if split:
+        out["cpu_split"] = {k: round(statistics.median(s[k] for s in split), 1)
+                            for k in split[0]}
     out["non_2xx"] = sum(r.get("non_2xx", r["requests"] - r["ok"]) for r in runs)
     out["errors"] = sum(r["errors"] for r in runs)
     out["runs"] = runs
@@ -300,14 +338,15 @@ def main() -> int:
                                     gen_cpus="1", env=env)
         finally:
             drop_baseline(base)
+    crypto = crypto_costs()
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
-    result = report(machine, gen, args, ceil, single, rate, both, baseline, profile)
+    result = report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto)
     print(f"wrote {write_result(result)}")
     return 0
 
 
-def write_notes(single, rate, both, baseline, profile, ceil) -> list[str]:
+def write_notes(single, rate, both, baseline, profile, ceil, crypto) -> list[str]:
     """Findings, from the figures of this run."""
     notes = []
     top = max(single, key=lambda r: r["rate"])
@@ -361,7 +400,13 @@ def write_notes(single, rate, both, baseline, profile, ceil) -> list[str]:
         "parse and verify in parallel and the one sequencer process batches for all of "
         f"them. The cores are shared with the load generator, and the processes together "
         f"spend {best['server_cpu_us_per_entry']:,.0f} µs of CPU per entry"
-        + (": 4,000/s needs at most about 450." if best["rate"] < 4000 else "."))
+        + _split_text(best)
+        + (": 4,000/s needs at most about 450 on the two cores they share with the load "
+           "generator." if best["rate"] < 4000 else ".")
+        + " Of it, the two signature operations cost "
+        + " and ".join(f"{v:,.0f} µs ({k})" for k, v in crypto.items())
+        + " on this machine, measured in the same run; the rest is aiohttp's request "
+          "handling, strict parsing, the link between processes and the batch's SQL.")
     notes.append(
         f"At a fixed {rate['rate']} entries/s ({rate['rate'] / top['rate']:.0%} of the "
         "one-core capacity) the p99 is "
@@ -373,7 +418,15 @@ def write_notes(single, rate, both, baseline, profile, ceil) -> list[str]:
     return notes
 
 
-def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> dict:
+def _split_text(row: dict) -> str:
+    split = row.get("cpu_split")
+    if not split or not row.get("workers"):
+        return ""
+    return (f" (the sequencer process {split['main']:,.0f} µs, the {row['workers']} HTTP "
+            f"workers {split['children']:,.0f} µs together)")
+
+
+def report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto) -> dict:
     best1 = max(single, key=lambda r: r["rate"])
     best2 = max(both, key=lambda r: r["rate"])
     by_clients = {r["clients"]: r for r in single}
@@ -403,9 +456,15 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> d
          "rows": [[rate["rate"], rate["achieved"], rate["p50_ms"], rate["p99_ms"],
                    rate["max_ms"], rate["non_2xx"]]]},
         {"title": "Both cores, 128 clients (server and generator unpinned; medians)",
-         "columns": ["--workers", "entries/s", "p50 ms", "p99 ms", "server CPU µs/entry"],
+         "columns": ["--workers", "entries/s", "p50 ms", "p99 ms", "server CPU µs/entry",
+                     "of which sequencer process", "of which HTTP workers"],
          "rows": [[r["workers"], r["rate"], r["p50_ms"], r["p99_ms"],
-                   r["server_cpu_us_per_entry"]] for r in both]},
+                   r["server_cpu_us_per_entry"],
+                   r.get("cpu_split", {}).get("main") if r["workers"] else None,
+                   r.get("cpu_split", {}).get("children") if r["workers"] else None]
+                  for r in both]},
+        {"title": "The two signature operations of every entry, alone (µs per call, best of 3)",
+         "columns": ["operation", "µs"], "rows": [[k, v] for k, v in crypto.items()]},
         {"title": "Load generator ceiling (canned 201 responder on CPU 0, generator on CPU 1)",
          "columns": ["clients", "requests/s"],
          "rows": [[k, v] for k, v in ceil.items()]},
@@ -471,10 +530,10 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile) -> d
     return {"benchmark": "writes", "title": "Writes", "order": 20,
             "command": "scripts/bench_writes.py", "machine": machine, "method": method,
             "targets": targets, "tables": tables, "plots": plots,
-            "notes": write_notes(single, rate, both, baseline, profile, ceil),
+            "notes": write_notes(single, rate, both, baseline, profile, ceil, crypto),
             "data": {"single_core": single, "fixed_rate": rate, "both_cores": both,
                      "ceiling": ceil, "baseline": baseline, "baseline_ref": args.baseline,
-                     "profile": profile}}
+                     "profile": profile, "crypto_us": crypto}}
 
 
 if __name__ == "__main__":

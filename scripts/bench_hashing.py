@@ -316,7 +316,8 @@ def c_backend_text(cfg: dict) -> str:
     """How the C backend hashes (its _bulk.configure() settings)."""
     sha = ("its own SHA-NI code, two messages interleaved" if cfg["sha_ni"]
            else "OpenSSL libcrypto SHA-256")
-    return f"{cfg['threads']} thread(s) for inputs of ≥ 16,384 hashes; {sha}"
+    threads = f"{cfg['threads']} threads" if cfg["threads"] > 1 else "1 thread"
+    return f"{threads} for inputs of ≥ 16,384 hashes; {sha}"
 
 
 def report(roots: dict, parent: dict, block_ns: float, repeat: int, machine: dict,
@@ -578,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"tlog_bulk_backend": bulk.BACKEND}
     if _bulk is not None:
         extra["tlog_bulk_openssl"] = _bulk.OPENSSL_VERSION
-        extra["tlog_bulk_c"] = c_backend_text(_bulk.configure())
+        extra["C backend"] = c_backend_text(_bulk.configure())
     if pymerkle is not None:
         from importlib.metadata import version
         extra["pymerkle"] = version("pymerkle")

@@ -23,17 +23,29 @@ class OptionalBuildExt(build_ext):
     def run(self):
         if os.environ.get("TLOG_BUILD_EXT", "1") == "0":
             self._skip("TLOG_BUILD_EXT=0")
+            self._remove_stale(self.extensions)
             return
         try:
             super().run()
         except Exception as exc:  # no compiler, no headers: fall back
             self._skip(exc)
+            self._remove_stale(self.extensions)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
             self._skip(exc)
+            self._remove_stale([ext])
+
+    def _remove_stale(self, exts):
+        """pip builds a local directory in place, reusing its build/: a module
+        left there (or in the source tree, for an editable install) by an
+        earlier build would be installed although this one was skipped."""
+        for ext in exts:
+            path = self.get_ext_fullpath(ext.name)
+            if os.path.exists(path):
+                os.remove(path)
 
     @staticmethod
     def _skip(reason):

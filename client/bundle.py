@@ -57,7 +57,7 @@ from .dsse import Envelope, parse_envelope_obj
 from .errors import FormatError
 from .hashedrekord import API_VERSION, KIND
 from .hashing import HASH_SIZE
-from .keys import KeyMaterial
+from .keys import CERT_PARSE_ERRORS, KeyMaterial
 from .jsonstrict import expect_int, expect_list, expect_object, expect_str, index_path, loads_strict
 from .rekor import EntryRef, InclusionProof, LogEntry, uuid_of
 from .trust import PinnedLog, VerifiedCheckpoint
@@ -227,7 +227,7 @@ def _parse_material(vm: dict[str, Any]) -> tuple[x509.Certificate | None, str | 
         der = _b64(cert["rawBytes"], f"{path}.certificate.rawBytes")
         try:
             return x509.load_der_x509_certificate(der), None
-        except ValueError as exc:
+        except CERT_PARSE_ERRORS as exc:
             raise FormatError(f"{path}.certificate.rawBytes", f"not a certificate: {exc}") from None
     pk = expect_object(vm["publicKey"], f"{path}.publicKey", optional=("hint",))
     hint = pk.get("hint")

@@ -18,7 +18,7 @@ from .client import LogClient
 from .encoding import b64decode_std
 from .entryverify import Expectations, VerifiedEntry, load_ca_roots
 from .errors import FormatError, TlogError
-from .keys import parse_key_material
+from .keys import CERT_PARSE_ERRORS, parse_key_material
 from .match import normalize_digest
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_MATCH = 0, 1, 2, 3
@@ -92,7 +92,7 @@ def _leaf_only(pem: bytes) -> bytes:
     from cryptography.hazmat.primitives import serialization
     try:
         certs = x509.load_pem_x509_certificates(pem)
-    except ValueError as exc:
+    except CERT_PARSE_ERRORS as exc:
         raise UsageError(f"--cert: not a PEM certificate chain: {exc}") from None
     return certs[0].public_bytes(serialization.Encoding.PEM)
 

@@ -53,7 +53,7 @@ from .hashedrekord import KIND as HASHEDREKORD
 from .hashedrekord import HashedRekord, parse_canonical
 from .hashing import leaf_hash
 from .jsonstrict import expect_object, expect_str, loads_strict
-from .keys import HASH_ALGORITHMS, KeyMaterial, key_hash, parse_key_material
+from .keys import CERT_PARSE_ERRORS, HASH_ALGORITHMS, KeyMaterial, key_hash, parse_key_material
 from .rekor import LogEntry, uuid_of, verify_entry_set
 from .state import check_consistency, proof_sizes
 from .trust import PinnedLog, VerifiedCheckpoint
@@ -381,7 +381,7 @@ def load_ca_roots(pem: bytes) -> tuple[x509.Certificate, ...]:
     """Parse a PEM bundle of trusted CA certificates (FormatError if none)."""
     try:
         certs = x509.load_pem_x509_certificates(pem)
-    except ValueError as exc:
+    except CERT_PARSE_ERRORS as exc:
         raise FormatError("ca roots", f"not a PEM certificate bundle: {exc}") from None
     if not certs:
         raise FormatError("ca roots", "no certificate found")

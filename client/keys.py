@@ -253,6 +253,11 @@ def _ascii(pem: bytes, field: str) -> str:
         raise FormatError(field, "PEM contains non-ASCII bytes") from None
 
 
+# What cryptography raises for a certificate it cannot parse: ValueError, or
+# InvalidVersion (not a ValueError) for a version field other than v1-v3.
+CERT_PARSE_ERRORS = (ValueError, x509.InvalidVersion)
+
+
 def _load_spki(block: bytes, field: str) -> AllowedPublicKey:
     try:
         key = serialization.load_pem_public_key(block)
@@ -269,7 +274,7 @@ def _load_chain(blocks: list[bytes], field: str, max_chain: int) -> KeyMaterial:
     for i, block in enumerate(blocks):
         try:
             certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError as exc:
+        except CERT_PARSE_ERRORS as exc:
             raise FormatError(field, f"certificate {i}: invalid: {exc}") from None
     for i in range(len(certs) - 1):
         _check_issued_by(certs[i], certs[i + 1], i, field)

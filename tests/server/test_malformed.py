@@ -154,6 +154,15 @@ def _long_chain(n: int) -> bytes:
     return b"".join(_cert_pem(c) for c in certs)
 
 
+def _cert_pem_version(version: int) -> bytes:
+    """SIGNER's certificate with its version field (v3: INTEGER 2) replaced."""
+    v3 = b"\xa0\x03\x02\x01\x02"
+    der = make_certificate(SIGNER.private_key).public_bytes(serialization.Encoding.DER)
+    der = der.replace(v3, v3[:-1] + bytes([version]), 1)
+    body = base64.encodebytes(der)
+    return b"-----BEGIN CERTIFICATE-----\n" + body + b"-----END CERTIFICATE-----\n"
+
+
 _PRIV_PEM = SIGNER.private_key.private_bytes(serialization.Encoding.PEM,
                                              serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption())
@@ -217,6 +226,8 @@ VALUE_CASES = [
     ("certificate garbage DER", KEY,
      b64(b"-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n"), KEY),
     ("key base64 of empty", KEY, "", KEY),
+    # cryptography raises InvalidVersion (not a ValueError) for version v4+
+    ("certificate version field 5", KEY, b64(_cert_pem_version(5)), KEY),
 ]
 
 

@@ -330,7 +330,7 @@ def report(machine, gen, args, results) -> dict:
         f"{args.clients} keep-alive connections, closed loop, {args.duration:g} s per run, "
         f"medians of {args.repeat} runs. Indexes and tiles are uniformly random over the "
         "whole tree. The database file is read once before measuring, so the OS page cache "
-        "holds it (a server with RAM for its log); SQLite's own cache is 64 MiB per "
+        "holds it (a server with RAM for its log); SQLite's own cache is 32 MiB per "
         "connection, so at 10^6 and 10^7 most node and entry reads are page reads from the "
         "OS cache (a system call each). A cold cache makes every miss a disk read on the "
         "event loop: at 10^7 with the cache half cold we measured under half these rates.",

@@ -17,7 +17,7 @@ process), the size of its database (with the WAL), its open file descriptors
 and threads, the tree size, and per kind the request count and latency
 percentiles. After the run: the RSS after warm-up against the RSS at the end
 (and the least-squares slope after warm-up), the server log checked for
-tracebacks, ``tlog fsck``. SQLite keeps up to 64 MiB of pages per connection
+tracebacks, ``tlog fsck``. SQLite keeps up to 32 MiB of pages per connection
 (one writer, one reader), so while the database is smaller than that its
 page caches legitimately grow with it, up to two MB of RSS per MB of
 database. So the log is first prefilled (``--prefill``, default 60,000
@@ -412,7 +412,7 @@ def summarize(result: dict, run: dict, warmup: float, max_growth_mb: float) -> d
     db_after = [(s["t"], s["db_mb"]) for s in samples if s["t"] > warmup]
     db_second = [(t, d) for t, d in db_after if t > middle]
     db_growth = db_after[-1][1] - db_after[0][1] if db_after else 0.0
-    # SQLite keeps up to 64 MiB of pages per connection (cache_size), one
+    # SQLite keeps up to 32 MiB of pages per connection (cache_size), one
     # writer and one reader connection: while the database is smaller than
     # that, the caches grow with it (at most 2 MB of RSS per MB of database).
     cache_allowance = 2 * max(0.0, db_second[-1][1] - db_second[0][1]) if db_second else 0.0

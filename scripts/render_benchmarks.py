@@ -268,6 +268,21 @@ def foreign_result(path: Path, data: dict) -> dict:
             "tables": [{"columns": ["field", "value"], "rows": rows}]}
 
 
+def _anchor(title: str) -> str:
+    anchor = title.lower().replace(" ", "-")
+    return "".join(c for c in anchor if c.isalnum() or c in "-_")
+
+
+def summary_lines(results: list[dict]) -> list[str]:
+    """Every target of every benchmark in one table, met or not."""
+    rows = [[f"[{r['title']}](#{_anchor(r['title'])})", t["target"], t["measured"], t["met"]]
+            for r in results for t in r.get("targets", [])]
+    if not rows:
+        return []
+    return (["**All targets at a glance** (details, method and profiles in each section):",
+             ""] + table(["benchmark", "target", "measured (medians)", "met"], rows) + [""])
+
+
 def render(bench_dir: Path = BENCH_DIR, out: Path = OUT) -> Path:
     results = []
     for path in sorted(bench_dir.glob("*.json")):
@@ -301,11 +316,11 @@ def render(bench_dir: Path = BENCH_DIR, out: Path = OUT) -> Path:
     if results:
         lines += ["| benchmark | measured | command |", "|---|---|---|"]
         for r in results:
-            anchor = r["title"].lower().replace(" ", "-")
-            anchor = "".join(c for c in anchor if c.isalnum() or c in "-_")
             command = f"`{r['command']}`" if r.get("command") else "–"
-            lines.append(f"| [{r['title']}](#{anchor}) | {r.get('generated', '–')} | {command} |")
+            lines.append(f"| [{r['title']}](#{_anchor(r['title'])}) | "
+                         f"{r.get('generated', '–')} | {command} |")
         lines.append("")
+        lines += summary_lines(results)
     for r in results:
         lines += [f"## {r['title']}", ""]
         if r.get("description"):

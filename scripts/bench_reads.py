@@ -250,11 +250,15 @@ def read_notes(results: list[dict]) -> list[str]:
              if m in big["modes"]}
     if tiles:
         notes.append(
-            "Full tiles are one stored row each (" +
-            ", ".join(f"{MODES[m]} {r:,.0f}/s" for m, r in tiles.items()) +
-            "): a partial tile is a range read of up to 255 node rows and an entry bundle "
-            "of up to 256 entry rows, which is why they are slower; full tiles and bundles "
-            "are immutable and served with long-lived cache headers, so a CDN absorbs them.")
+            "Tiles (" + ", ".join(f"{MODES[m]} {r:,.0f}/s" for m, r in tiles.items()) +
+            "): a full hash tile is one stored row, and a tile once served is kept in a "
+            "1,024-tile LRU and answered without a snapshot. Level-1 tiles (a few hundred at "
+            "10^7) and the partial tiles of the right edge (one per level, polled by every "
+            "follower) stay in that cache; random level-0 tiles (one per 256 entries) mostly "
+            "miss it and cost an 8 KiB row read. An entry bundle is a range read of 256 entry "
+            "rows (about 140 KiB): bound by copying entries, not by requests; bundles and full "
+            "tiles are immutable and served with long-lived cache headers, so a CDN absorbs "
+            "them.")
     return notes
 
 

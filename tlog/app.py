@@ -45,6 +45,11 @@ class _ClientProtocolErrors(logging.Filter):
         return True
 
 
+# Typed application keys (aiohttp's web.AppKey): the handlers and the slow-client guard.
+API_KEY = web.AppKey("api", LogApi)
+GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
+
+
 def _guard_middleware(guard: ConnectionGuard):
     """Tell the slow-client guard when each request starts and ends."""
     @web.middleware
@@ -97,8 +102,8 @@ def build_http_app(config: Config, storage: Storage, identity: LogIdentity, sequ
                           middlewares=[_guard_middleware(guard), make_error_middleware(metrics)])
     api = LogApi(config, storage, identity, sequencer, metrics, clock)
     add_routes(app, api)
-    app["api"] = api
-    app["connection_guard"] = guard
+    app[API_KEY] = api
+    app[GUARD_KEY] = guard
     return app
 
 
@@ -129,7 +134,7 @@ async def start_http(app: web.Application, config: Config, *, reuse_port: bool =
     loop = asyncio.get_running_loop()
     # Not web.TCPSite: every connection's protocol is wrapped by the
     # slow-client guard (a header timeout aiohttp does not have).
-    guard: ConnectionGuard = app["connection_guard"]
+    guard = app[GUARD_KEY]
     server = await loop.create_server(guard.wrap(runner.server), config.host, config.port,
                                       backlog=1024, reuse_port=reuse_port or None)
     return runner, server
@@ -172,7 +177,7 @@ async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
     app = await build_app(config, clock)
     tune_gc()
     runner, server = await start_http(app, config)
-    api: LogApi = app["api"]
+    api = app[API_KEY]
     print(f"tlog: serving {api.identity.origin} on http://{config.host}:{config.port} "
           f"(tree size {api.sequencer.head.size}, data in {config.data_dir})", flush=True)
     await stop_event().wait()

@@ -322,7 +322,7 @@ def test_backend_selection(forced):
 # uses its own SHA-NI compression where the CPU has it (else libcrypto's).
 # Every combination must give the pure-Python results.
 
-PAR_MIN = 16384  # PAR_MIN_HASHES in client/_bulk.c
+PAR_MIN = 16384  # PAR_MIN_HASHES in client/_bulk_merkle.c
 CONFIGS = [(1, False), (1, True), (2, False), (2, True), (3, True), (16, False)]
 
 

@@ -9,6 +9,7 @@ tests import it as ``..client.fuzzing``)."""
 from __future__ import annotations
 
 import copy
+import os
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -16,10 +17,16 @@ from hypothesis import strategies as st
 from tlog_client.errors import TlogError
 
 
+# TLOG_FUZZ_SCALE=N runs N times the examples (a deeper run than CI's, e.g.
+# nightly); the default keeps the suite's time bounded.
+SCALE = max(1, int(os.environ.get("TLOG_FUZZ_SCALE", "1") or 1))
+
+
 def fuzz_settings(max_examples: int, *also_suppress: HealthCheck, **kwargs) -> settings:
-    """Bounded examples, no deadline, and no too-slow health check (the
-    samples are signed documents); ``also_suppress`` adds health checks."""
-    return settings(max_examples=max_examples, deadline=None,
+    """Bounded examples (times ``TLOG_FUZZ_SCALE``), no deadline, and no
+    too-slow health check (the samples are signed documents);
+    ``also_suppress`` adds health checks."""
+    return settings(max_examples=max_examples * SCALE, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, *also_suppress], **kwargs)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchserver  # noqa: E402
 from render_benchmarks import load_average, machine_info, write_result  # noqa: E402
 
 from tlog_client import bulk  # noqa: E402
@@ -181,40 +182,11 @@ def root_blocks(entries: list[bytes]) -> int:
     return leaves + 2 * max(0, len(entries) - 1)
 
 
-def _cpu_jiffies() -> tuple[int, int] | None:
-    try:
-        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields), idle
-
-
-QUIET = {"max_busy": 0.10, "max_wait_s": 10.0, "budget_s": 300.0, "waited_s": 0.0,
-         "gave_up": 0}
-
-
-def wait_until_quiet() -> None:
-    """On a shared machine, start a timed run only once the other processes
-    leave the CPUs idle (busy < 10 % over 0.25 s): at most 10 s per run and
-    300 s in all (under sustained load waiting gains nothing)."""
-    if QUIET["waited_s"] >= QUIET["budget_s"]:
-        return
-    deadline = time.monotonic() + QUIET["max_wait_s"]
-    start = time.monotonic()
-    while True:
-        a = _cpu_jiffies()
-        time.sleep(0.25)
-        b = _cpu_jiffies()
-        if a is None or b is None or b[0] == a[0]:
-            return
-        busy = 1 - (b[1] - a[1]) / (b[0] - a[0])
-        if busy < QUIET["max_busy"]:
-            break
-        if time.monotonic() > deadline:
-            QUIET["gave_up"] += 1
-            break
-    QUIET["waited_s"] += time.monotonic() - start
+# Timed runs start only once other processes leave the CPUs idle (busy < 10 %
+# over 0.25 s): at most 10 s per run and 300 s in all (under sustained load
+# waiting gains nothing). Stricter than the server benchmarks' defaults.
+benchserver.QUIET.update(max_busy=0.10, max_wait_s=10.0, budget_s=300.0)
+wait_until_quiet = benchserver.wait_until_quiet
 
 
 def measure(impls: list[tuple[str, Callable, object]], repeat: int, check) -> dict:
@@ -460,7 +432,7 @@ def report(roots: dict, parent: dict, block_ns: float, repeat: int, machine: dic
         y.append(round(parent[pkey]["median_s"] / parent[HASHLIB]["median_s"], 3)
                  if pkey in parent else 0)
         bars.append({"label": name if name != PM_BEST else "pymerkle 7 (best / hash_pair loop)",
-                     "x": [f"root of {int(big):,} leaves", f"parent level of 2^20 hashes"],
+                     "x": [f"root of {int(big):,} leaves", "parent level of 2^20 hashes"],
                      "y": y})
     plots = [
         {"file": "hashing-root.png", "kind": "line",
@@ -491,7 +463,7 @@ def report(roots: dict, parent: dict, block_ns: float, repeat: int, machine: dic
         "with the subroot cache disabled, and `InmemoryTree` — and the best RFC 6962 one is "
         "reported as *pymerkle's best*. The pymerkle time includes building its tree, since "
         "that is how it hashes the leaves; a file-backed SqliteTree is only slower.",
-        f"Parent level: one level of 2^20 random 32-byte hashes; tlog takes it as one "
+        "Parent level: one level of 2^20 random 32-byte hashes; tlog takes it as one "
         "contiguous `bytes` (its level format), the hashlib loop and pymerkle (which has no "
         "level operation: its `MerkleHasher.hash_pair` per pair) as a list of 2^20 `bytes`.",
         f"Each measurement is repeated {repeat} times at 10^6 entries ({2 * repeat} at 10^5 "
@@ -588,9 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     roots = bench_roots(sizes, repeat, block_ns)
     parent = bench_parent_level(repeat, block_ns)
     machine["load_average_at_end"] = load_average()
-    machine["waits_for_idle_cpus"] = (f"{QUIET['waited_s']:.0f} s in all; not idle "
-                                      f"within {QUIET['max_wait_s']:.0f} s "
-                                      f"{QUIET['gave_up']} times")
+    machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(roots, parent, block_ns, repeat, machine,
                     _bulk.configure() if _bulk else None)
     print_tables(result)

@@ -26,11 +26,6 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def name() -> str:
-    """The loop in use, for the log line and /healthz-style reports."""
-    return "uvloop" if loop_factory() is not None else "asyncio"
-
-
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     """``asyncio.run`` on the chosen loop."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -41,15 +41,20 @@ def reference(obj: object) -> bytes | None:
         return None
 
 
-@settings(max_examples=2000, deadline=None)
-@given(values)
-def test_same_bytes_or_same_refusal_as_rfc8785(obj):
+def _same_as_reference(obj) -> None:
+    """canonical_json gives rfc8785's bytes, or refuses what rfc8785 refuses."""
     want = reference(obj)
     if want is None:
         with pytest.raises(FormatError):
             canonical_json(obj)
     else:
         assert canonical_json(obj) == want
+
+
+@settings(max_examples=2000, deadline=None)
+@given(values)
+def test_same_bytes_or_same_refusal_as_rfc8785(obj):
+    _same_as_reference(obj)
 
 
 @pytest.mark.parametrize("obj", [
@@ -58,12 +63,7 @@ def test_same_bytes_or_same_refusal_as_rfc8785(obj):
     {1: "non-string key"}, ("tuple", 1), {"deep": [[[[[[[[[[[[[]]]]]]]]]]]]]},
 ])
 def test_edge_values(obj):
-    want = reference(obj)
-    if want is None:
-        with pytest.raises(FormatError):
-            canonical_json(obj)
-    else:
-        assert canonical_json(obj) == want
+    _same_as_reference(obj)
 
 
 CANONICAL_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")

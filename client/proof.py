@@ -14,7 +14,7 @@ the addresses, one batched :class:`HashReader` call fetches them, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,9 +53,28 @@ class ProofNodes:
             folded = node_hash(hashes[i], folded)
         return [*hashes[:self.begin], folded, *hashes[self.end:]]
 
-    def read(self, reader: HashReader) -> list[bytes]:
-        """Fetch the nodes through ``reader`` and assemble the proof."""
-        return self.assemble(reader.read_hashes(self.addresses))
+    def read(self, reader: HashReader,
+             folds: MutableMapping[tuple[Address, ...], bytes] | None = None) -> list[bytes]:
+        """Fetch the nodes through ``reader`` and assemble the proof.
+
+        ``folds``: a memo of folded elements by the addresses they fold,
+        which the caller may share between proofs (and trees: complete
+        nodes never change). Every proof of a leaf left of the right edge
+        in one tree folds the same right-edge nodes, so with a memo those
+        are neither read nor hashed again. The caller bounds its size."""
+        if folds is None or self.end - self.begin < 2:
+            return self.assemble(reader.read_hashes(self.addresses))
+        key = self.addresses[self.begin:self.end]
+        folded = folds.get(key)
+        if folded is None:
+            proof = self.assemble(reader.read_hashes(self.addresses))
+            folds[key] = proof[self.begin]
+            return proof
+        rest = reader.read_hashes(self.addresses[:self.begin] + self.addresses[self.end:])
+        if len(rest) != len(self.addresses) - len(key):
+            raise ProofError(f"read {len(rest)} hashes for "
+                             f"{len(self.addresses) - len(key)} nodes")
+        return [*rest[:self.begin], folded, *rest[self.begin:]]
 
 
 def inclusion_nodes(index: int, size: int) -> ProofNodes:

@@ -182,7 +182,7 @@ class LogApi:
         O(log n) node hashes): the stored body hashes to the stored leaf
         hash (I3) and the proof leads to the signed root. Damaged storage is
         a 500 naming the entry, never a proof that does not verify."""
-        hashes = inclusion_nodes(stored.index, head.size).read(snap)
+        hashes = snap.proof(inclusion_nodes(stored.index, head.size))
         try:
             if leaf_hash(stored.body) != stored.leaf_hash:
                 raise VerificationError("the stored body does not hash to its leaf hash (I3)")
@@ -227,7 +227,7 @@ class LogApi:
             if first < 1 or first > last:
                 raise ApiError(400, f"firstSize {first} must be in [1, lastSize={last}]")
             root = head.root if last == head.size else _root_at(snap, last)
-            hashes = consistency_nodes(first, last).read(snap)
+            hashes = snap.proof(consistency_nodes(first, last))
         return web.json_response({"rootHash": root.hex(), "hashes": [h.hex() for h in hashes]})
 
     async def public_key(self, request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -145,6 +146,24 @@ async def stop_http(runner: web.AppRunner, server: asyncio.AbstractServer) -> No
     await runner.cleanup()
 
 
+def warm_node_cache(storage: Storage) -> threading.Thread:
+    """Fill the storage's node cache in a background thread (SQLite and the
+    joins release the GIL for most of it), so that startup does not wait
+    for it and the first proofs are as fast as the later ones."""
+    def warm() -> None:
+        started = time.perf_counter()
+        try:
+            count = storage.warm_node_cache()
+        except Exception:  # an optimisation: proofs read through it anyway
+            log.exception("could not fill the node cache")
+            return
+        log.info("node cache: %d upper-level hashes read in %.2f s", count,
+                 time.perf_counter() - started)
+    thread = threading.Thread(target=warm, name="tlog-node-cache", daemon=True)
+    thread.start()
+    return thread
+
+
 def tune_gc() -> None:
     """Once the server is built: move everything allocated so far (modules,
     the app) out of the cyclic collector's way (``gc.freeze``), and collect
@@ -178,6 +197,7 @@ async def serve(config: Config, clock: Callable[[], float] = time.time) -> None:
     tune_gc()
     runner, server = await start_http(app, config)
     api = app[API_KEY]
+    warm_node_cache(api.storage)
     print(f"tlog: serving {api.identity.origin} on http://{config.host}:{config.port} "
           f"(tree size {api.sequencer.head.size}, data in {config.data_dir})", flush=True)
     await stop_event().wait()

@@ -45,26 +45,27 @@ import os
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tlog_client.proof import Address
+from tlog_client.proof import Address, ProofNodes
+
+from .hashcache import CHUNK_NODES, CHUNK_SHIFT, NodeCache, TileCache
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 SCHEMA_VERSION = 2
 PAGE_CACHE_MIB = 32  # SQLite page cache of each connection
-NODE_CACHE_LEVEL = 8  # nodes at this level and above are cached once read
-NODE_CACHE_ENTRIES = 1 << 17  # about 20 MiB; a tree of 10^7 has 78,000 such nodes
+NODE_CACHE_MIB = 40  # upper tree levels kept in memory (see hashcache.NodeCache)
+WARM_CHUNKS = 8  # node-cache chunks read per query when warming it
+FOLDS_KEPT = 4096  # folded right-edge proof elements memoised (a few per tree size)
 _IN_CHUNK = 500  # bound parameters per IN (...) query
 LEVEL_SHIFT = 48
 MAX_TREE_SIZE = 1 << LEVEL_SHIFT
-_NODE_CACHE_FROM = NODE_CACHE_LEVEL << LEVEL_SHIFT
 
 
 class StorageError(Exception):
@@ -201,10 +202,12 @@ class Storage:
         self._lock = threading.Lock()
         self._fault_path = os.environ.get(FAULT_ENV)
         self._tile_cache = TileCache()
-        # Hashes of nodes of level >= NODE_CACHE_LEVEL (immutable once
-        # complete): every proof needs some of the few of them (2n/256 in a
-        # tree of n), so proofs read only their lowest levels from SQLite.
-        self._node_cache: dict[int, bytes] = {}
+        # The upper levels of the tree, packed: every proof needs one node
+        # of each level, so proofs read only their lowest levels from SQLite.
+        self._node_cache = NodeCache(NODE_CACHE_MIB << 20)
+        # Folded right-edge proof elements by the nodes they fold (see
+        # ProofNodes.read): the proofs of one tree share them.
+        self._folds: dict[tuple[Address, ...], bytes] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> "Storage":
@@ -292,6 +295,41 @@ class Storage:
 
     # -- reading ------------------------------------------------------------------
 
+    def warm_node_cache(self) -> int:
+        """Read the upper levels of the tree that fit in the node cache, top
+        level first (at start, in a background thread: proofs then read only
+        their lowest levels, from the first request on). Uses a connection
+        of its own, closed after, so its page cache does not stay resident.
+        Returns the number of hashes cached."""
+        conn = _connect(self.path, read_only=True)
+        try:
+            conn.execute("BEGIN")
+            txn = ReadTxn(conn)
+            size, cached = txn.head_size(), 0
+            for level in self._node_cache.levels_to_fill(size):
+                if not self._warm_level(txn, level, size >> level):
+                    break
+                cached += size >> level
+            return cached
+        finally:
+            conn.close()
+
+    def _warm_level(self, txn: "ReadTxn", level: int, count: int) -> bool:
+        """Cache the ``count`` nodes of ``level``, a few chunks per read (a
+        small peak in memory; the GIL is let go between reads). False at a
+        gap (damaged storage: a proof that needs the node will name it)."""
+        step, chunk_bytes = WARM_CHUNKS * CHUNK_NODES, CHUNK_NODES * 32
+        for first in range(0, count, step):
+            want = min(step, count - first)
+            data = txn.level_hashes(level, first, want)
+            if len(data) != want * 32:
+                return False
+            for k in range(0, len(data), chunk_bytes):
+                self._node_cache.put(level, (first >> CHUNK_SHIFT) + k // chunk_bytes,
+                                     data[k:k + chunk_bytes])
+            time.sleep(0)
+        return True
+
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -307,7 +345,7 @@ class Storage:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield ReadTxn(conn, self._tile_cache, self._node_cache)
+            yield ReadTxn(conn, self._tile_cache, self._node_cache, self._folds)
         finally:
             conn.execute("COMMIT")
 
@@ -327,39 +365,16 @@ class Storage:
         return data
 
 
-class TileCache:
-    """The last tiles served, by (level, index, width). A tile of a given
-    width is immutable (its hashes are of complete nodes), so entries are
-    never stale; this mostly serves the partial tiles at the right edge,
-    which every follower of the log polls."""
-
-    def __init__(self, entries: int = 1024) -> None:
-        self._entries = entries
-        self._data: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, int, int]) -> bytes | None:
-        with self._lock:
-            data = self._data.get(key)
-            if data is not None:
-                self._data.move_to_end(key)
-            return data
-
-    def put(self, key: tuple[int, int, int], data: bytes) -> None:
-        with self._lock:
-            self._data[key] = data
-            if len(self._data) > self._entries:
-                self._data.popitem(last=False)
-
-
 class ReadTxn:
     """Reads within one snapshot. Also a :class:`~tlog_client.proof.HashReader`."""
 
     def __init__(self, conn: sqlite3.Connection, tile_cache: TileCache | None = None,
-                 node_cache: dict[int, bytes] | None = None) -> None:
+                 node_cache: NodeCache | None = None,
+                 folds: dict[tuple[Address, ...], bytes] | None = None) -> None:
         self._conn = conn
         self._tile_cache = tile_cache
         self._node_cache = node_cache
+        self._folds = folds
 
     def head(self) -> StoredCheckpoint | None:
         row = self._conn.execute(
@@ -410,28 +425,72 @@ class ReadTxn:
             (start, start + count))]
 
     def read_hashes(self, addresses: Sequence[Address]) -> list[bytes]:
-        """Hashes of complete nodes, in order (HashReader protocol). Nodes at
-        level 8 and above come from the node cache once read (proofs share
-        them); the rest are node rows, read in one query."""
+        """Hashes of complete nodes, in order (HashReader protocol). Nodes of
+        the levels the node cache holds come from it (a miss reads their
+        256-node chunk, one range read); the rest are node rows, read in one
+        query."""
         if not addresses:
             return []
-        ids = [level << LEVEL_SHIFT | index for level, index in addresses]  # node_id
         cache = self._node_cache
-        got = [None] * len(ids) if cache is None else [cache.get(i) for i in ids]
-        wanted = [i for i, h in zip(ids, got) if h is None]
-        if not wanted:
-            return got
-        rows = dict(self._conn.execute(
-            f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(wanted))})", wanted))
-        if cache is not None:
-            if len(cache) > NODE_CACHE_ENTRIES:
-                cache.clear()
-            cache.update((i, h) for i, h in rows.items() if i >= _NODE_CACHE_FROM)
-        try:
-            return [h if h is not None else rows[i] for i, h in zip(ids, got)]
-        except KeyError as exc:
-            level, index = divmod(exc.args[0], 1 << LEVEL_SHIFT)
-            raise StorageError(f"node ({level}, {index}) is missing") from None
+        if cache is None:
+            out: list[bytes | None] = [None] * len(addresses)
+            floor = LEVEL_SHIFT
+        else:
+            floor = cache.floor  # before the lookup: the floor only rises
+            out = cache.lookup(addresses)
+        wanted: list[tuple[int, int]] = []  # (position in out, node id)
+        for k, h in enumerate(out):
+            if h is None:
+                level, index = addresses[k]
+                if level >= floor:
+                    out[k] = self._cache_chunk(level, index)
+                else:
+                    wanted.append((k, level << LEVEL_SHIFT | index))  # node_id
+        if wanted:
+            ids = [i for _, i in wanted]
+            rows: dict[int, bytes] = {}
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                rows.update(self._conn.execute(
+                    f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk))
+            try:
+                for k, i in wanted:
+                    out[k] = rows[i]
+            except KeyError as exc:
+                level, index = divmod(exc.args[0], 1 << LEVEL_SHIFT)
+                raise StorageError(f"node ({level}, {index}) is missing") from None
+        return out
+
+    def proof(self, nodes: ProofNodes) -> list[bytes]:
+        """The proof ``nodes`` describes, read in this snapshot (with the
+        storage's memo of folded right-edge elements, when it has one)."""
+        folds = self._folds
+        if folds is not None and len(folds) > FOLDS_KEPT:
+            folds.clear()
+        return nodes.read(self, folds)
+
+    def _cache_chunk(self, level: int, index: int) -> bytes:
+        """Read the 256-node chunk holding node (level, index) into the node
+        cache (its stored prefix: a gap, damaged storage, ends it); the
+        node's hash. StorageError if the node is not stored."""
+        first = index >> CHUNK_SHIFT << CHUNK_SHIFT
+        rows = self._conn.execute(
+            "SELECT id, hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id",
+            (node_id(level, first), node_id(level, first + CHUNK_NODES))).fetchall()
+        start = node_id(level, first)
+        hashes = [h for _, h in rows]
+        data = b"".join(hashes)
+        if rows and (rows[0][0] != start or rows[-1][0] != start + len(rows) - 1
+                     or len(data) != 32 * len(rows)):
+            # Not one run of 32-byte hashes from the first id (ids are unique
+            # and sorted): damaged storage. Keep the run before the fault.
+            hashes = list(_run_from(rows, start))
+            data = b"".join(hashes)
+        self._node_cache.put(level, first >> CHUNK_SHIFT, data)
+        if index - first >= len(hashes):
+            raise StorageError(f"node ({level}, {index}) is missing")
+        return hashes[index - first]
 
     def level_hashes(self, level: int, start: int, count: int) -> bytes:
         """Concatenated hashes of nodes ``start .. start+count-1`` at ``level``
@@ -480,6 +539,15 @@ class ReadTxn:
         """Entry indexes whose index keys include ``key``, ascending."""
         return [r[0] for r in self._conn.execute(
             "SELECT idx FROM search WHERE key = ? ORDER BY idx LIMIT ?", (key, limit))]
+
+
+def _run_from(rows: list[tuple[int, bytes]], start: int) -> Iterator[bytes]:
+    """The hashes of the leading rows whose ids are ``start, start + 1, …``
+    and whose hashes are 32 bytes."""
+    for k, (i, h) in enumerate(rows):
+        if i != start + k or len(h) != 32:
+            return
+        yield h
 
 
 class WriteTxn(ReadTxn):

@@ -46,7 +46,8 @@ def _worker_main(config: Config, link: str, sequencer_pid: int) -> None:
 
 async def _worker(config: Config, link: Path, sequencer_pid: int,
                   clock: Callable[[], float] = time.time) -> None:
-    from .app import build_http_app, start_http, stop_event, stop_http, tune_gc
+    from .app import (build_http_app, start_http, stop_event, stop_http, tune_gc,
+                      warm_node_cache)
     from .identity import load_or_create
     from .storage import Storage
 
@@ -59,6 +60,7 @@ async def _worker(config: Config, link: Path, sequencer_pid: int,
         app = build_http_app(config, storage, identity, remote, clock)
         tune_gc()
         runner, server = await start_http(app, config, reuse_port=True)
+        warm_node_cache(storage)
         await stop.wait()
         await stop_http(runner, server)
         await remote.stop()

@@ -103,6 +103,58 @@ def test_consistency_exhaustive():
             verify_consistency(size1, size2, REF.root(size1), root2, got)
 
 
+class _CountingReader:
+    """The reference tree as a HashReader that records what it is asked."""
+
+    def __init__(self) -> None:
+        self.asked: list = []
+
+    def read_hashes(self, addresses):
+        self.asked.append(tuple(addresses))
+        return REF.read_hashes(addresses)
+
+
+def test_folded_elements_memo_gives_the_same_proofs():
+    """ProofNodes.read with a shared memo of folded right-edge elements:
+    every inclusion and consistency proof up to MAX is the reference's, and
+    the memo holds each folded element's true value."""
+    folds: dict = {}
+    reader = _CountingReader()
+    for size2 in range(1, MAX + 1):
+        for index in range(size2):
+            nodes = inclusion_nodes(index, size2)
+            assert nodes.read(reader, folds) == REF.inclusion(index, size2), (index, size2)
+            if nodes.end - nodes.begin >= 2:
+                folded = nodes.addresses[nodes.begin:nodes.end]
+                assert folds[folded] == REF.inclusion(index, size2)[nodes.begin]
+        for size1 in range(1, size2):
+            got = consistency_nodes(size1, size2).read(reader, folds)
+            assert got == REF.consistency(size1, size2), (size1, size2)
+    assert any(len(k) > 2 for k in folds)
+
+
+def test_folded_elements_memo_skips_the_folded_nodes():
+    folds: dict = {}
+    nodes = inclusion_nodes(0, 7)  # siblings (0, 1), (1, 1), and [4, 7) folded
+    assert nodes.end - nodes.begin == 2
+    first, second = _CountingReader(), _CountingReader()
+    assert nodes.read(first, folds) == nodes.read(second, folds) == REF.inclusion(0, 7)
+    assert first.asked == [nodes.addresses]
+    assert second.asked == [nodes.addresses[:nodes.begin] + nodes.addresses[nodes.end:]]
+
+
+def test_folded_elements_memo_checks_what_the_reader_returns():
+    nodes = inclusion_nodes(0, 7)
+    folds = {nodes.addresses[nodes.begin:nodes.end]: b"\x00" * 32}
+
+    class Short:
+        def read_hashes(self, addresses):
+            return REF.read_hashes(addresses)[1:]
+
+    with pytest.raises(ProofError, match="read 1 hashes for 2 nodes"):
+        nodes.read(Short(), folds)
+
+
 def _mutations(proof):
     """Every proof that must fail: truncated, extended, each bit-flipped hash."""
     if proof:

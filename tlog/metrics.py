@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                               Histogram, generate_latest)
+from collections.abc import Iterator
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+MAX_REQUEST_SERIES = 1024  # (method, route, status) series kept; methods are client-chosen
+
+
+class RequestCounts(Collector):
+    """``tlog_http_requests_total{method, route, status}``, counted in a
+    plain dict and turned into samples when scraped: a request costs one
+    dict update, not a prometheus child's lock (both on the event loop)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+
+    def add(self, method: str, route: str, status: int) -> None:
+        key = (method, route, status)
+        counts = self.counts
+        if key not in counts and len(counts) >= MAX_REQUEST_SERIES:
+            key = ("other", route, status)
+        counts[key] = counts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("tlog_http_requests", "HTTP requests by route and status",
+                                     labels=["method", "route", "status"])
+        for (method, route, status), count in list(self.counts.items()):
+            family.add_metric([method, route, str(status)], count)
+        yield family
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("tlog_http_requests", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
+        self.requests = RequestCounts()
+        self.registry.register(self.requests)
         self.submission = Histogram(
             "tlog_submission_seconds", "Submission to durable integration, seconds",
             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5),
@@ -18,19 +47,9 @@ class Metrics:
         self.tree_size = Gauge("tlog_tree_size", "Entries in the log", registry=self.registry)
         self.pending = Gauge("tlog_pool_pending", "Submissions waiting to be integrated",
                              registry=self.registry)
-        # Labelled children by (method, route, status): labels() validates
-        # and locks on every call, a cost on every request; a child, once
-        # made, is the same object forever.
-        self._request_children: dict[tuple[str, str, int], Counter] = {}
 
     def count_request(self, method: str, route: str, status: int) -> None:
-        key = (method, route, status)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self.requests.labels(method, route, str(status))
-            if len(self._request_children) < 1024:  # methods are client-chosen
-                self._request_children[key] = child
-        child.inc()
+        self.requests.add(method, route, status)
 
     def observe_submission(self, seconds: float) -> None:
         self.submission.observe(seconds)

@@ -463,6 +463,66 @@ done:
     return result;
 }
 
+/* The 32 bytes of a bytes (not a subclass) or bytearray object of exactly
+ * that size, else NULL with ValueError set (as verify.py's checks). */
+static const unsigned char *
+hash_bytes(PyObject *obj)
+{
+    if (PyBytes_CheckExact(obj) && PyBytes_GET_SIZE(obj) == HASH)
+        return (const unsigned char *)PyBytes_AS_STRING(obj);
+    if (PyByteArray_Check(obj) && PyByteArray_GET_SIZE(obj) == HASH)
+        return (const unsigned char *)PyByteArray_AS_STRING(obj);
+    PyErr_Format(PyExc_ValueError, "hash is not %d bytes", HASH);
+    return NULL;
+}
+
+PyDoc_STRVAR(fold_path_doc,
+"fold_path(seed, proof, index, inner, right_only) -> bytes\n\n"
+"Fold the hashes of a proof path (a list or tuple of 32-byte bytes) into\n"
+"seed: step k is SHA-256(0x01 || proof[k] || seed) if k >= inner or bit k\n"
+"of index is 1, else SHA-256(0x01 || seed || proof[k]) (no step if\n"
+"right_only). ValueError for a hash that is not 32 bytes; OverflowError\n"
+"for an index outside 0..2**64-1.");
+
+static PyObject *
+fold_path(PyObject *module, PyObject *args)
+{
+    PyObject *seed_obj, *proof_obj, *index_obj;
+    Py_ssize_t inner;
+    int right_only;
+    if (!PyArg_ParseTuple(args, "OOO!np:fold_path", &seed_obj, &proof_obj, &PyLong_Type,
+                          &index_obj, &inner, &right_only))
+        return NULL;
+    if (!PyList_Check(proof_obj) && !PyTuple_Check(proof_obj))
+        return PyErr_Format(PyExc_TypeError, "proof must be a list or tuple");
+    /* OverflowError for a negative index or one of more than 64 bits. */
+    unsigned long long index = PyLong_AsUnsignedLongLong(index_obj);
+    if (index == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned char seed[HASH];
+    const unsigned char *p = hash_bytes(seed_obj);
+    if (p == NULL)
+        return NULL;
+    memcpy(seed, p, HASH);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(proof_obj);
+    const unsigned char *local[128];
+    const unsigned char **ptrs = n <= 128 ? local : PyMem_Malloc(sizeof *ptrs * (size_t)n);
+    if (ptrs == NULL)
+        return PyErr_NoMemory();
+    PyObject **items = PySequence_Fast_ITEMS(proof_obj);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if ((ptrs[k] = hash_bytes(items[k])) == NULL) {
+            if (ptrs != local)
+                PyMem_Free(ptrs);
+            return NULL;
+        }
+    }
+    tlog_fold_path(seed, ptrs, (size_t)n, index, inner < 0 ? 0 : (size_t)inner, right_only);
+    if (ptrs != local)
+        PyMem_Free(ptrs);
+    return PyBytes_FromStringAndSize((const char *)seed, HASH);
+}
+
 static PyObject *
 config_dict(void)
 {
@@ -508,6 +568,7 @@ static PyMethodDef bulk_methods[] = {
     {"leaf_hashes", leaf_hashes, METH_O, leaf_hashes_doc},
     {"parent_level", parent_level, METH_O, parent_level_doc},
     {"root_of_level", root_of_level, METH_O, root_of_level_doc},
+    {"fold_path", fold_path, METH_VARARGS, fold_path_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
     {NULL, NULL, 0, NULL},

@@ -193,6 +193,29 @@ tlog_hash_pairs(const unsigned char *src, size_t npairs, unsigned char *dst)
     }
 }
 
+/* Fold a proof path into seed (RFC 9162 §2.1.3.2, §2.1.4.2): step k hashes
+ * proof[k] with the seed, for k < inner on the side given by bit k of index
+ * (1: proof[k] on the left; 0: on the right, or no step at all if
+ * right_only), for k >= inner always on the left. */
+void
+tlog_fold_path(unsigned char seed[HASH], const unsigned char *const *proof, size_t n,
+               unsigned long long index, size_t inner, int right_only)
+{
+    node_block nb;
+    uint32_t st[8];
+    node_block_init(&nb);
+    for (size_t k = 0; k < n; k++, index >>= 1) {
+        int left = k >= inner || (index & 1);
+        if (!left && right_only)
+            continue;
+        memcpy(nb.b + 1, left ? proof[k] : seed, HASH);
+        memcpy(nb.b + 1 + HASH, left ? seed : proof[k], HASH);
+        memcpy(st, TLOG_SHA256_IV, sizeof st);
+        tlog_sha_blocks(st, nb.b, 2);
+        tlog_store_digest(st, seed);
+    }
+}
+
 /* Up to `levels` levels of bottom-up pairing from the n >= 1 hashes at src
  * into dst (room for ceil(n / 2) hashes; may be src itself after the first
  * level), a lone last hash carried up unchanged (RFC 6962). Returns the

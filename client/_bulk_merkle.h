@@ -47,6 +47,11 @@ TLOG_INTERNAL void tlog_hash_pairs(const unsigned char *src, size_t npairs,
 TLOG_INTERNAL void tlog_root_hash(const unsigned char *level, size_t n,
                                   unsigned char *work, unsigned char *out);
 
+/* Fold the n 32-byte hashes of a proof path into seed (see _bulk_merkle.c). */
+TLOG_INTERNAL void tlog_fold_path(unsigned char seed[HASH], const unsigned char *const *proof,
+                                  size_t n, unsigned long long index, size_t inner,
+                                  int right_only);
+
 /* tlog_hash_pairs and tlog_root_hash with threads for large inputs. */
 TLOG_INTERNAL void tlog_par_hash_pairs(const unsigned char *src, size_t npairs,
                                        unsigned char *dst);

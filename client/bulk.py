@@ -41,6 +41,19 @@ def _py_root_of_level(level: bytes) -> bytes:
     return level
 
 
+def _py_fold_path(seed: bytes, proof: Sequence[bytes], index: int, inner: int,
+                  right_only: bool) -> bytes:
+    sha = _sha256
+    for k, h in enumerate(proof):
+        if (type(h) is not bytes and not isinstance(h, bytearray)) or len(h) != HASH_SIZE:
+            raise ValueError(f"hash is not {HASH_SIZE} bytes")
+        if k >= inner or (index >> k) & 1:
+            seed = sha(b"\x01" + h + seed).digest()
+        elif not right_only:
+            seed = sha(b"\x01" + seed + h).digest()
+    return seed
+
+
 # Backend: the C accelerator tlog_client._bulk when it was built, else pure
 # Python; TLOG_BULK_BACKEND=python forces the latter. The accelerator hashes
 # with its own SHA-NI code where the CPU has the SHA extensions (two messages
@@ -52,6 +65,7 @@ BACKEND = "python"
 _leaf_hashes = _py_leaf_hashes
 _parent_level = _py_parent_level
 _root_of_level = _py_root_of_level
+_fold_path = _py_fold_path
 if os.environ.get("TLOG_BULK_BACKEND", "") != "python":
     try:
         from . import _bulk
@@ -62,6 +76,8 @@ if os.environ.get("TLOG_BULK_BACKEND", "") != "python":
         _leaf_hashes = _bulk.leaf_hashes
         _parent_level = _bulk.parent_level
         _root_of_level = _bulk.root_of_level
+        # An extension built before fold_path existed (an old build): Python.
+        _fold_path = getattr(_bulk, "fold_path", _py_fold_path)
 
 
 def leaf_hashes(entries: Sequence[bytes]) -> bytes:
@@ -92,6 +108,21 @@ def root_of_level(level: bytes) -> bytes:
 def root_of_entries(entries: Sequence[bytes]) -> bytes:
     """RFC 6962 root (Merkle Tree Hash) of a list of entries."""
     return root_of_level(_leaf_hashes(entries))
+
+
+def fold_path(seed: bytes, proof: Sequence[bytes], index: int, inner: int,
+              right_only: bool = False) -> bytes:
+    """Fold a proof path into ``seed`` (RFC 9162 §2.1.3.2, §2.1.4.2): step k
+    is ``SHA-256(0x01 || proof[k] || seed)`` if ``k >= inner`` or bit k of
+    ``index`` is 1, else ``SHA-256(0x01 || seed || proof[k])`` (no step if
+    ``right_only``). Preconditions: ``seed`` is 32 bytes, ``index >= 0``.
+    ValueError if a hash of ``proof`` is not 32 bytes (bytes or bytearray)."""
+    if type(proof) is not list and type(proof) is not tuple:
+        proof = list(proof)
+    try:
+        return _fold_path(seed, proof, index, inner, right_only)
+    except OverflowError:  # an index beyond the C backend's 64 bits
+        return _py_fold_path(seed, proof, index, inner, right_only)
 
 
 def split_level(level: bytes) -> list[bytes]:

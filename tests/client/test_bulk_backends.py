@@ -30,15 +30,16 @@ except ImportError:  # not built (no compiler or OpenSSL headers at install)
 
 needs_c = pytest.mark.skipif(_bulk is None, reason="C backend tlog_client._bulk not built")
 
-HOOKS = ("_leaf_hashes", "_parent_level", "_root_of_level")
-PY_HOOKS = (bulk._py_leaf_hashes, bulk._py_parent_level, bulk._py_root_of_level)
+HOOKS = ("_leaf_hashes", "_parent_level", "_root_of_level", "_fold_path")
+PY_HOOKS = (bulk._py_leaf_hashes, bulk._py_parent_level, bulk._py_root_of_level,
+            bulk._py_fold_path)
 
 
 @contextlib.contextmanager
 def backend(name: str):
     """Run the public functions of tlog_client.bulk on one backend."""
     if name == "c":
-        impl = (_bulk.leaf_hashes, _bulk.parent_level, _bulk.root_of_level)
+        impl = (_bulk.leaf_hashes, _bulk.parent_level, _bulk.root_of_level, _bulk.fold_path)
     else:
         impl = PY_HOOKS
     saved = [getattr(bulk, h) for h in HOOKS]
@@ -455,3 +456,54 @@ def test_threads_from_environment(env, threads):
         threads = min(2, cpus)
     want = bulk._py_root_of_level(bulk._py_leaf_hashes(entries))
     assert out == [str(threads), "False", want.hex()]
+
+
+def _naive_fold(seed, proof, index, inner, right_only):
+    """fold_path written from its definition, one node_hash per step."""
+    from tlog_client.hashing import node_hash
+    for k, h in enumerate(proof):
+        if k >= inner or (index >> k) & 1:
+            seed = node_hash(h, seed)
+        elif not right_only:
+            seed = node_hash(seed, h)
+    return seed
+
+
+@needs_c
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 31, 63, 64, 65, 127, 128, 129, 200])
+def test_fold_path_backends_agree(n):
+    rnd = random.Random(n)
+    for _ in range(20):
+        seed = rnd.randbytes(32)
+        proof = [rnd.randbytes(32) for _ in range(n)]
+        index = rnd.choice([0, 1, rnd.getrandbits(64), rnd.getrandbits(20), 2**64 - 1])
+        inner = rnd.randrange(n + 2)
+        for right_only in (False, True):
+            want = _naive_fold(seed, proof, index, inner, right_only)
+            for p in (proof, tuple(proof), iter(proof), [bytearray(h) for h in proof]):
+                p = list(p) if not isinstance(p, (list, tuple)) else p
+                assert both("fold_path", seed, p, index, inner, right_only) == ("ok", want)
+
+
+class _Bytes(bytes):
+    pass
+
+
+@needs_c
+@pytest.mark.parametrize("bad", [b"x" * 31, b"x" * 33, b"", "x" * 32, None, 7,
+                                 _Bytes(b"x" * 32), memoryview(b"x" * 32)])
+@pytest.mark.parametrize("where", [0, 3, 5])
+def test_fold_path_bad_hash_is_value_error_on_both(bad, where):
+    proof = [b"p" * 32] * 6
+    proof[where] = bad
+    assert both("fold_path", b"s" * 32, proof, 5, 3, False) == ("error", ValueError)
+
+
+@needs_c
+def test_fold_path_index_beyond_64_bits_falls_back():
+    proof = [bytes([k]) * 32 for k in range(70)]
+    index = 2**66 + 2**65 + 12345
+    want = _naive_fold(b"s" * 32, proof, index, 68, False)
+    assert both("fold_path", b"s" * 32, proof, index, 68, False) == ("ok", want)
+    assert _naive_fold(b"s" * 32, proof, index, 68, False) != \
+        _naive_fold(b"s" * 32, proof, index & (2**64 - 1), 68, False)

@@ -44,9 +44,10 @@ class TileCache:
 
 
 class NodeCache:
-    """Hashes of the upper levels of the tree, kept packed: per level, chunks
-    of up to 256 consecutive node hashes (32 bytes each, no per-node object),
-    read from the database one range at a time.
+    """Hashes of the upper levels of the tree, kept packed (32 bytes each, no
+    per-node object): per level, the level as read whole at start
+    (:meth:`put_level`) and chunks of up to 256 consecutive node hashes read
+    on a miss, one range read each (:meth:`put`).
 
     Levels at or above ``floor`` are cached. The upper levels of a tree of n
     leaves hold about 2n >> floor nodes; when the cache grows past
@@ -63,17 +64,31 @@ class NodeCache:
     def __init__(self, max_bytes: int, floor: int = 1) -> None:
         self.max_bytes = max_bytes
         self.floor = floor
-        self._levels: dict[int, dict[int, bytes]] = {}
+        # A level read whole (warming) is one bytes object: one allocation,
+        # so memory returns to the system when it is dropped, and no heap
+        # holes between thousands of small chunks (at 10^7 those kept about
+        # as much again resident as the hashes themselves).
+        self._whole: dict[int, bytes] = {}
+        self._levels: dict[int, dict[int, bytes]] = {}  # chunks, read on a miss
         self._bytes = 0
         self._lock = threading.Lock()
 
     def lookup(self, addresses: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """The cached hash of each node (level, index), None where it is not
         cached (below the floor, or its chunk is not read yet or too short)."""
-        floor, levels, out = self.floor, self._levels, []
+        floor, whole, levels, out = self.floor, self._whole, self._levels, []
         append = out.append
         for level, index in addresses:
-            chunks = levels.get(level) if level >= floor else None
+            if level < floor:
+                append(None)
+                continue
+            data = whole.get(level)
+            if data is not None:
+                h = data[index << 5:(index << 5) + HASH_SIZE]
+                if len(h) == HASH_SIZE:
+                    append(h)
+                    continue
+            chunks = levels.get(level)
             chunk = chunks.get(index >> CHUNK_SHIFT) if chunks else None
             if chunk is None:
                 append(None)
@@ -95,8 +110,20 @@ class NodeCache:
                 return
             chunks[chunk] = data
             self._bytes += len(data) - (len(old) if old is not None else 0)
-            while self._bytes > self.max_bytes and self._levels:
-                self._drop_lowest()
+            self._shrink()
+
+    def put_level(self, level: int, data: bytes) -> None:
+        """Cache ``data``: the hashes of nodes ``0 ..`` of ``level``, in
+        order, all stored. Ignored below the floor."""
+        if level < self.floor or not data:
+            return
+        with self._lock:
+            old = self._whole.get(level)
+            if old is not None and len(old) >= len(data):
+                return
+            self._whole[level] = data
+            self._bytes += len(data) - (len(old) if old is not None else 0)
+            self._shrink()
 
     def levels_to_fill(self, size: int) -> list[int]:
         """The levels of a tree of ``size`` leaves that fit in the cache
@@ -112,10 +139,13 @@ class NodeCache:
             self.floor = max(self.floor, levels[-1])
         return levels
 
-    def _drop_lowest(self) -> None:
-        lowest = min(self._levels)
-        self._bytes -= sum(len(c) for c in self._levels.pop(lowest).values())
-        self.floor = max(self.floor, lowest + 1)
+    def _shrink(self) -> None:
+        """Drop the lowest levels until the cache is within its budget."""
+        while self._bytes > self.max_bytes and (self._levels or self._whole):
+            lowest = min([*self._levels, *self._whole])
+            self._bytes -= sum(len(c) for c in self._levels.pop(lowest, {}).values())
+            self._bytes -= len(self._whole.pop(lowest, b""))
+            self.floor = max(self.floor, lowest + 1)
 
     @property
     def size_bytes(self) -> int:

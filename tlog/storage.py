@@ -299,9 +299,12 @@ class Storage:
         """Read the upper levels of the tree that fit in the node cache, top
         level first (at start, in a background thread: proofs then read only
         their lowest levels, from the first request on). Uses a connection
-        of its own, closed after, so its page cache does not stay resident.
+        of its own with a small page cache, closed after.
         Returns the number of hashes cached."""
         conn = _connect(self.path, read_only=True)
+        # A small page cache: the levels are read in order, each page once,
+        # and pages SQLite allocated stay resident after close (heap).
+        conn.execute("PRAGMA cache_size=-1024")
         try:
             conn.execute("BEGIN")
             txn = ReadTxn(conn)
@@ -315,19 +318,20 @@ class Storage:
             conn.close()
 
     def _warm_level(self, txn: "ReadTxn", level: int, count: int) -> bool:
-        """Cache the ``count`` nodes of ``level``, a few chunks per read (a
-        small peak in memory; the GIL is let go between reads). False at a
-        gap (damaged storage: a proof that needs the node will name it)."""
-        step, chunk_bytes = WARM_CHUNKS * CHUNK_NODES, CHUNK_NODES * 32
+        """Cache the ``count`` nodes of ``level`` as one bytes object, read a
+        few chunks at a time (a small transient; the GIL is let go between
+        reads). False at a gap (damaged storage: a proof that needs the node
+        will name it)."""
+        step = WARM_CHUNKS * CHUNK_NODES
+        buf = bytearray(count * 32)  # one allocation (see NodeCache)
         for first in range(0, count, step):
             want = min(step, count - first)
             data = txn.level_hashes(level, first, want)
             if len(data) != want * 32:
                 return False
-            for k in range(0, len(data), chunk_bytes):
-                self._node_cache.put(level, (first >> CHUNK_SHIFT) + k // chunk_bytes,
-                                     data[k:k + chunk_bytes])
+            buf[first * 32:(first + want) * 32] = data
             time.sleep(0)
+        self._node_cache.put_level(level, bytes(buf))
         return True
 
     def _reader(self) -> sqlite3.Connection:

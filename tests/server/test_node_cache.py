@@ -54,6 +54,21 @@ def test_over_budget_drops_the_lowest_level_and_raises_the_floor():
     assert cache.lookup([(3, 0)]) == [None]
 
 
+def test_whole_levels_are_served_and_dropped_like_chunks():
+    w = [i.to_bytes(32, "big") for i in range(400)]
+    cache = NodeCache(max_bytes=32 * 600)
+    cache.put_level(3, b"".join(w[:300]))
+    cache.put(3, 1, b"".join(w[256:306]))  # nodes completed after it was read
+    cache.put_level(5, b"".join(w[:100]))
+    assert cache.lookup([(3, 0), (3, 299), (3, 302), (3, 306), (5, 99), (5, 100)]) \
+        == [w[0], w[299], w[302], None, w[99], None]
+    cache.put(4, 0, b"".join(w[:250]))    # over budget: level 3 (whole and chunk) goes
+    assert cache.floor == 4 and cache.size_bytes == 32 * 350
+    assert cache.lookup([(3, 0), (4, 7), (5, 7)]) == [None, w[7], w[7]]
+    cache.put_level(5, b"".join(w[:50]))  # shorter than what is cached: ignored
+    assert cache.lookup([(5, 99)]) == [w[99]]
+
+
 @pytest.mark.parametrize("size, budget, levels", [
     (0, 1 << 20, []),
     (1, 1 << 20, []),                      # level 0 is never cached (floor 1)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 
 from .errors import FormatError
-from .hashing import EMPTY_ROOT, HASH_SIZE
+from .hashing import EMPTY_ROOT, HASH_SIZE, is_hash
 
 _sha256 = hashlib.sha256
 _PAIR = 2 * HASH_SIZE
@@ -45,7 +45,7 @@ def _py_fold_path(seed: bytes, proof: Sequence[bytes], index: int, inner: int,
                   right_only: bool) -> bytes:
     sha = _sha256
     for k, h in enumerate(proof):
-        if (type(h) is not bytes and not isinstance(h, bytearray)) or len(h) != HASH_SIZE:
+        if not is_hash(h):
             raise ValueError(f"hash is not {HASH_SIZE} bytes")
         if k >= inner or (index >> k) & 1:
             seed = sha(b"\x01" + h + seed).digest()

@@ -17,6 +17,13 @@ NODE_PREFIX = b"\x01"
 _sha256 = hashlib.sha256
 
 
+def is_hash(value: object) -> bool:
+    """Whether ``value`` can be a hash in a proof: exactly bytes (not a
+    subclass) or a bytearray, of 32 bytes. The one rule the verifiers and
+    both bulk backends apply."""
+    return (type(value) is bytes or isinstance(value, bytearray)) and len(value) == HASH_SIZE
+
+
 def leaf_hash(data: bytes) -> bytes:
     """Hash of one leaf: SHA-256(0x00 || data)."""
     return _sha256(LEAF_PREFIX + data).digest()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from .errors import ConsistencyProofError, InclusionProofError, RootMismatchError
 from .bulk import fold_path
-from .hashing import HASH_SIZE
+from .hashing import HASH_SIZE, is_hash
 
 
 def inclusion_proof_length(index: int, size: int) -> int:
@@ -100,5 +100,5 @@ def _check_hashes(error: type[Exception], *values: bytes | Sequence[bytes]) -> N
     for value in values:
         items = (value,) if isinstance(value, (bytes, bytearray)) else value
         for h in items:
-            if (type(h) is not bytes and not isinstance(h, bytearray)) or len(h) != HASH_SIZE:
+            if not is_hash(h):
                 raise error(f"hash is not {HASH_SIZE} bytes")

@@ -101,29 +101,26 @@ class NodeCache:
     def put(self, level: int, chunk: int, data: bytes) -> None:
         """Cache ``data``: the hashes of nodes ``chunk * 256 ..`` of ``level``
         (at most 256, in order, all stored). Ignored below the floor."""
-        if level < self.floor or not data:
-            return
-        with self._lock:
-            chunks = self._levels.setdefault(level, {})
-            old = chunks.get(chunk)
-            if old is not None and len(old) >= len(data):
-                return
-            chunks[chunk] = data
-            self._bytes += len(data) - (len(old) if old is not None else 0)
-            self._shrink()
+        if level >= self.floor and data:
+            with self._lock:
+                self._keep_longer(self._levels.setdefault(level, {}), chunk, data)
 
     def put_level(self, level: int, data: bytes) -> None:
         """Cache ``data``: the hashes of nodes ``0 ..`` of ``level``, in
         order, all stored. Ignored below the floor."""
-        if level < self.floor or not data:
+        if level >= self.floor and data:
+            with self._lock:
+                self._keep_longer(self._whole, level, data)
+
+    def _keep_longer(self, table: dict[int, bytes], key: int, data: bytes) -> None:
+        """``table[key] = data`` unless what it holds is as long (under the
+        lock); then back within the budget."""
+        old = table.get(key)
+        if old is not None and len(old) >= len(data):
             return
-        with self._lock:
-            old = self._whole.get(level)
-            if old is not None and len(old) >= len(data):
-                return
-            self._whole[level] = data
-            self._bytes += len(data) - (len(old) if old is not None else 0)
-            self._shrink()
+        table[key] = data
+        self._bytes += len(data) - (len(old) if old is not None else 0)
+        self._shrink()
 
     def levels_to_fill(self, size: int) -> list[int]:
         """The levels of a tree of ``size`` leaves that fit in the cache

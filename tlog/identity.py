@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -23,6 +25,7 @@ from tlog_client.rekor import log_id, sign_set
 
 from .config import Config
 from .durable import write_file
+from .sodium import SodiumEd25519Signer
 from .storage import Storage
 
 
@@ -59,8 +62,12 @@ class LogIdentity:
     def key_type(self) -> str:
         return "ed25519" if isinstance(self.private_key, ed25519.Ed25519PrivateKey) else "ecdsa-p256"
 
-    def signers(self):
+    @cached_property
+    def _signers(self):
         return log_signers(self.private_key, self.origin)
+
+    def signers(self):
+        return self._signers
 
     def verifiers(self):
         return log_verifiers(self.public_key, self.origin)
@@ -71,8 +78,17 @@ class LogIdentity:
         del timestamp
         return sign_checkpoint(Checkpoint(self.origin, size, root), self.signers())
 
+    @cached_property
+    def _sign_set(self) -> Callable[[bytes], bytes]:
+        # One SET per entry: the hot signature of the write path (tlog.sodium).
+        if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
+            return SodiumEd25519Signer(self.private_key).sign
+        return partial(sign_set, self.private_key)
+
     def sign_set(self, payload: bytes) -> bytes:
-        return sign_set(self.private_key, payload)
+        """The SET signature over ``payload`` (SPEC §3.4); releases the GIL
+        for an Ed25519 key."""
+        return self._sign_set(payload)
 
 
 def _generate(key_type: str) -> LogPrivateKey:

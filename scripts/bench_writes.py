@@ -14,7 +14,10 @@ verified inclusion proof and a SET):
 - both cores: the server unpinned, in one process and with ``--workers N``;
 - the load generator's own ceiling against a canned responder on CPU 0;
 - with ``--baseline REF``: the same single-core runs on the code of an
-  earlier commit (a git worktree), for the before/after of the write path.
+  earlier commit (a git worktree), for the before/after of the write path;
+- the same tree under another CPython build of the same version when the
+  machine has one (``--server-python``; scripts/interpreters.py): one core
+  and both cores at 128 clients.
 
 Every run starts a new log; figures are medians of ``--repeat`` runs. Prints
 the tables and writes docs/bench/writes.json.
@@ -38,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchserver  # noqa: E402
+import interpreters  # noqa: E402
 import loadgen  # noqa: E402
 import profiling  # noqa: E402
 import signed_entries  # noqa: E402
@@ -145,11 +149,11 @@ def _python_closed(port: int, clients: int, duration: float, offset: int,
 
 def one_run(gen: Generator, clients: int, duration: float, *, server_cpus: str | None,
             gen_cpus: str | None, server_args: tuple[str, ...] = (), env=None,
-            fsck: bool = False) -> dict:
+            fsck: bool = False, python: str = benchserver.PYTHON) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="tlog-bench-writes-"))
     try:
         server = benchserver.Server(workdir / "log", *server_args, cpus=server_cpus,
-                                    env=env or {})
+                                    env=env or {}, python=python)
         with server:
             # Warm-up: connections, caches, the first batches.
             gen.closed(server.url, server.port, min(clients, 16), 1.0, WARMUP_OFFSET, gen_cpus)
@@ -314,6 +318,9 @@ def main() -> int:
                         help="use scripts/loadgen.py even if wrk is installed")
     parser.add_argument("--baseline", default="8d0c2d0",
                         help="commit to compare with (before the fast write path); '' skips")
+    parser.add_argument("--server-python", default="auto",
+                        help="another CPython build to run the server under as well "
+                             "(auto: /usr/bin/python3.X when it is not .venv's; '' skips)")
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.duration = 1, 4.0
@@ -343,15 +350,40 @@ def main() -> int:
                                     gen_cpus="1", env=env)
         finally:
             drop_baseline(base)
+    interp = interpreter_runs(gen, args, single, both)
     crypto = crypto_costs()
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
-    result = report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto)
+    result = report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto,
+                    interp)
     print(f"wrote {write_result(result)}")
     return 0
 
 
-def write_notes(single, rate, both, baseline, profile, ceil, crypto) -> list[str]:
+def interpreter_runs(gen: Generator, args, single: list[dict], both: list[dict]) -> list[dict]:
+    """One core and both cores (``--workers 2``) at 128 clients under .venv's
+    interpreter (the rows already measured) and under ``--server-python``."""
+    other = interpreters.other_interpreter() if args.server_python == "auto" \
+        else args.server_python
+    if not other:
+        return []
+    mine = {"build": interpreters.build_text(interpreters.describe(benchserver.PYTHON)),
+            "one_core": next(r for r in single if r["clients"] == 128),
+            "both_cores": next(r for r in both if r["workers"] == 2)}
+    python = interpreters.server_venv(other)
+    label = f"CPython {interpreters.describe(python)['version']} ({other})"
+    rows = {"build": interpreters.build_text(interpreters.describe(other))}
+    rows["one_core"] = closed_sweep(gen, (128,), args.repeat, args.duration,
+                                    f"1 core, {label}", server_cpus="0", gen_cpus="1",
+                                    python=python)[0]
+    rows["both_cores"] = closed_sweep(gen, (128,), args.repeat, args.duration,
+                                      f"2 cores, workers 2, {label}", server_cpus=None,
+                                      gen_cpus=None, server_args=("--workers", "2"),
+                                      python=python)[0]
+    return [mine, rows]
+
+
+def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> list[str]:
     """Findings, from the figures of this run."""
     notes = []
     top = max(single, key=lambda r: r["rate"])
@@ -417,6 +449,20 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto) -> list[str
         "one-core capacity) the p99 is "
         f"{rate['p99_ms']:.1f} ms: an entry waits for at most one batch in progress plus its "
         "own (commit fsync and published-record fsyncs).")
+    if interp:
+        mine, other = interp
+        notes.append(
+            "The interpreter: the same tree under " + other["build"] + " reaches "
+            f"{other['both_cores']['rate']:,.0f}/s on both cores and "
+            f"{other['one_core']['rate']:,.0f}/s on one, against "
+            f"{mine['both_cores']['rate']:,.0f}/s and {mine['one_core']['rate']:,.0f}/s under "
+            f"{mine['build']}, the interpreter the README's set-up picked here "
+            f"({other['both_cores']['server_cpu_us_per_entry']:,.0f} against "
+            f"{mine['both_cores']['server_cpu_us_per_entry']:,.0f} µs of server CPU per entry "
+            "on both cores). Debian builds its python3.X packages with profile-guided "
+            "optimisation and links libpython into the executable; a shared libpython built "
+            "without --enable-optimizations (pyenv's default) runs the same Python code "
+            "slower. The deployment guide says which to run the server on.")
     notes.append(
         f"The load generator is not the limit: it drives a canned responder at "
         f"{max(ceil.values()):,.0f} requests/s.")
@@ -431,7 +477,8 @@ def _split_text(row: dict) -> str:
             f"workers {split['children']:,.0f} µs together)")
 
 
-def report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto) -> dict:
+def report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto,
+           interp) -> dict:
     best1 = max(single, key=lambda r: r["rate"])
     best2 = max(both, key=lambda r: r["rate"])
     by_clients = {r["clients"]: r for r in single}
@@ -447,7 +494,9 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
          "met": rate["p99_ms"] <= 50,
          "best_runs": f"p99 {min(r['p99_ms'] for r in rate['runs']):.1f} ms"},
         {"target": "≥ 4,000 entries/s using both cores",
-         "measured": f"{best2['rate']:,.0f}/s (--workers {best2['workers']})",
+         "measured": f"{best2['rate']:,.0f}/s (--workers {best2['workers']})"
+                     + (f"; {interp[1]['both_cores']['rate']:,.0f}/s under "
+                        f"{interp[1]['build'].split(' (')[0]}" if interp else ""),
          "met": best2["rate"] >= 4000, "best_runs": best_run(best2)},
     ]
     tables = [
@@ -474,6 +523,16 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
          "columns": ["clients", "requests/s"],
          "rows": [[k, v] for k, v in ceil.items()]},
     ]
+    if interp:
+        tables.append({
+            "title": "The server's interpreter: 128 clients, the same tree (medians)",
+            "columns": ["interpreter", "one core entries/s", "one core CPU µs/entry",
+                        "both cores (--workers 2) entries/s", "both cores CPU µs/entry",
+                        "both cores p99 ms"],
+            "rows": [[r["build"], r["one_core"]["rate"],
+                      r["one_core"]["server_cpu_us_per_entry"], r["both_cores"]["rate"],
+                      r["both_cores"]["server_cpu_us_per_entry"], r["both_cores"]["p99_ms"]]
+                     for r in interp]})
     if baseline:
         tables.append({
             "title": f"Before/after: single core, commit {args.baseline} vs this tree (medians)",
@@ -535,8 +594,9 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
     return {"benchmark": "writes", "title": "Writes", "order": 20,
             "command": "scripts/bench_writes.py", "machine": machine, "method": method,
             "targets": targets, "tables": tables, "plots": plots,
-            "notes": write_notes(single, rate, both, baseline, profile, ceil, crypto),
+            "notes": write_notes(single, rate, both, baseline, profile, ceil, crypto, interp),
             "data": {"single_core": single, "fixed_rate": rate, "both_cores": both,
+                     "interpreters": interp,
                      "ceiling": ceil, "baseline": baseline, "baseline_ref": args.baseline,
                      "profile": profile, "crypto_us": crypto}}
 

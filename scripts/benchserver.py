@@ -123,8 +123,12 @@ class Server:
     """``tlog serve --data-dir DIR`` on a free port, pinned to ``cpus``."""
 
     def __init__(self, data_dir: Path, *args: str, cpus: str | None = "0",
-                 port: int | None = None, env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None,
+                 python: str = PYTHON) -> None:
+        """``python``: the interpreter (of a venv with tlog installed) that
+        runs the server; the checkout's .venv unless given."""
         self.data_dir = Path(data_dir)
+        self.python = python
         self.args = list(args)
         self.cpus = cpus
         self.port = port or free_port()
@@ -138,7 +142,7 @@ class Server:
 
     def start(self, timeout: float = 120.0) -> "Server":
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [PYTHON, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
+        cmd = [self.python, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
                "--port", str(self.port), *self.args]
         if self.cpus is not None:
             cmd = ["taskset", "-c", self.cpus, *cmd]

@@ -462,7 +462,7 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
             "on both cores). Debian builds its python3.X packages with profile-guided "
             "optimisation and links libpython into the executable; a shared libpython built "
             "without --enable-optimizations (pyenv's default) runs the same Python code "
-            "slower. The deployment guide says which to run the server on.")
+            "slower. The operator quickstart (docs/quickstart-operator.md, 'Which Python to run it on') says how to set up on another interpreter.")
     notes.append(
         f"The load generator is not the limit: it drives a canned responder at "
         f"{max(ceil.values()):,.0f} requests/s.")

@@ -370,9 +370,10 @@ def interpreter_runs(gen: Generator, args, single: list[dict], both: list[dict])
     mine = {"build": interpreters.build_text(interpreters.describe(benchserver.PYTHON)),
             "one_core": next(r for r in single if r["clients"] == 128),
             "both_cores": next(r for r in both if r["workers"] == 2)}
-    python = interpreters.server_venv(other)
-    label = f"CPython {interpreters.describe(python)['version']} ({other})"
-    rows = {"build": interpreters.build_text(interpreters.describe(other))}
+    info = interpreters.describe(other)
+    python = interpreters.server_venv(other, info)
+    label = f"CPython {info['version']} ({other})"
+    rows = {"build": interpreters.build_text(info)}
     rows["one_core"] = closed_sweep(gen, (128,), args.repeat, args.duration,
                                     f"1 core, {label}", server_cpus="0", gen_cpus="1",
                                     python=python)[0]
@@ -462,7 +463,8 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
             "on both cores). Debian builds its python3.X packages with profile-guided "
             "optimisation and links libpython into the executable; a shared libpython built "
             "without --enable-optimizations (pyenv's default) runs the same Python code "
-            "slower. The operator quickstart (docs/quickstart-operator.md, 'Which Python to run it on') says how to set up on another interpreter.")
+            "slower. The operator quickstart (docs/quickstart-operator.md, 'Which Python "
+            "to run it on') says how to set up on another interpreter.")
     notes.append(
         f"The load generator is not the limit: it drives a canned responder at "
         f"{max(ceil.values()):,.0f} requests/s.")

@@ -9,7 +9,7 @@ executable and built with profile-guided optimisation (python.org's and
 Debian's builds). ``scripts/bench_writes.py`` measures the same tree under a
 second build of the same minor version, when the machine has one, so that
 docs/benchmarks.md shows what the interpreter choice is worth (the
-deployment guide's advice rests on it).
+operator quickstart's advice, 'Which Python to run it on', rests on it).
 
 :func:`server_venv` installs the checkout (not editable: the compiled
 accelerator is built for that interpreter, and the checkout's own build is
@@ -55,8 +55,9 @@ def build_text(info: dict) -> str:
     """One line for a table: version, path, how libpython is linked and
     which of the speed-related configure flags were recorded."""
     flags = [f for f in info["configure"] if f.split("=")[0] in SPEED_FLAGS]
+    recorded = ", ".join(flags) or "no --enable-optimizations or --with-lto in its configure flags"
     return (f"CPython {info['version']}, {info['executable']} (libpython "
-            f"{info['libpython']}; {', '.join(flags) or 'no --enable-optimizations or --with-lto in its configure flags'})")
+            f"{info['libpython']}; {recorded})")
 
 
 def other_interpreter() -> str | None:
@@ -70,11 +71,11 @@ def other_interpreter() -> str | None:
     return None
 
 
-def server_venv(python: str) -> str:
-    """A venv on ``python`` with this checkout installed (``server`` extra);
-    returns its interpreter. Reinstalls the checkout every call (it may have
-    changed since); the dependencies are kept."""
-    info = describe(python)
+def server_venv(python: str, info: dict) -> str:
+    """A venv on ``python`` (``info``: its :func:`describe`) with this
+    checkout installed (``server`` extra); returns its interpreter.
+    Reinstalls the checkout every call (it may have changed since); the
+    dependencies are kept."""
     venv = CACHE / f"venv-{Path(info['executable']).name}-{info['version']}"
     py = venv / "bin" / "python"
     if not py.exists():

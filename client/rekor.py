@@ -184,6 +184,15 @@ def set_payload(body_b64: str, integrated_time: int, log_id: str, log_index: int
     expect_int(integrated_time, "integratedTime")
     hex_decode_lower(expect_str(log_id, "logID"), "logID", length=HASH_SIZE)
     expect_int(log_index, "logIndex")
+    return set_payload_of_valid(body_b64, integrated_time, log_id, log_index)
+
+
+def set_payload_of_valid(body_b64: str, integrated_time: int, log_id: str,
+                         log_index: int) -> bytes:
+    """:func:`set_payload` without the checks, for a log signing its own
+    entries. Preconditions: ``body_b64`` is ``b64encode_std`` of the body,
+    ``log_id`` 64 lowercase hex, both integers non-negative (a log's own
+    values; any caller with values from outside uses :func:`set_payload`)."""
     if integrated_time <= _MAX_SAFE and log_index <= _MAX_SAFE:
         # RFC 8785 of the object below, written directly: keys in order,
         # base64 and hex need no escaping (tests compare the two).

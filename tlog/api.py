@@ -32,8 +32,8 @@ from .config import Config
 from .identity import LogIdentity
 from .metrics import Metrics
 from .ratelimit import WriteRateLimiter
-from .responses import log_entry_json
-from .sequencer import PoolFullError, Sequencer, SequencerHaltedError
+from .responses import log_entry_json, render_log_entry
+from .sequencer import Integrated, PoolFullError, Sequencer, SequencerHaltedError
 from .storage import NewEntry, ReadTxn, Storage, StorageError, StoredCheckpoint, StoredEntry
 
 log = logging.getLogger(__name__)
@@ -103,15 +103,24 @@ class LogApi:
         if done.duplicate:
             raise self._conflict(entry.leaf_hash)
         self.metrics.observe_submission(time.perf_counter() - started)
-        proof = InclusionProof(done.index, done.checkpoint.root, done.checkpoint.size,
-                               done.proof, done.checkpoint.note.decode())
-        log_entry = self._log_entry(
-            StoredEntry(done.index, entry.leaf_hash, entry.body, done.integrated_time,
-                        entry.kind, entry.attestation, done.set_signature), proof)
         uuid = entry.leaf_hash.hex()
-        return web.Response(body=log_entry_json(log_entry), status=201,
+        return web.Response(body=self._submission_json(entry, done, uuid), status=201,
                             content_type="application/json", headers={
             "Location": f"{API}/log/entries/{uuid}", "ETag": f'"{uuid}"'})
+
+    def _submission_json(self, entry: NewEntry, done: Integrated, uuid: str) -> bytes:
+        """The LogEntry answering a submission, rendered from its parts (the
+        hot path: no LogEntry or proof objects are built for it)."""
+        cp = done.checkpoint
+        if done.set_signature is None:  # signed now (a log that stores none)
+            proof = InclusionProof(done.index, cp.root, cp.size, done.proof, cp.note.decode())
+            return log_entry_json(self._log_entry(
+                StoredEntry(done.index, entry.leaf_hash, entry.body, done.integrated_time,
+                            entry.kind, entry.attestation, None), proof))
+        return render_log_entry(
+            entry_id(self.identity.tree_id, uuid), b64encode_std(entry.body),
+            done.integrated_time, self.log_id, done.index, cp.root, cp.size, done.proof,
+            cp.note.decode(), done.set_signature, entry.attestation)
 
     def _check_write_rate(self, request: web.Request) -> None:
         wait = self.write_limiter.take(request.remote)

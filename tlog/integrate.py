@@ -37,7 +37,7 @@ from tlog_client.encoding import b64encode_std
 from tlog_client.errors import VerificationError
 from tlog_client.hashing import EMPTY_ROOT
 from tlog_client.proof import Address, consistency_nodes, inclusion_nodes, right_edge
-from tlog_client.rekor import set_payload
+from tlog_client.rekor import set_payload_of_valid
 from tlog_client.verify import verify_consistency, verify_inclusion
 
 from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint, WriteTxn
@@ -149,7 +149,7 @@ def entry_set_signer(sign_set: Callable[[bytes], bytes], log_id: str,
     """A :data:`SetSigner` over the log key's ``sign_set(payload)``;
     ``map_fn`` may be a thread pool's map (the signature releases the GIL)."""
     def sign_sets(items: list[tuple[NewEntry, int]], now: int) -> list[bytes]:
-        payloads = [set_payload(b64encode_std(e.body), now, log_id, index)
+        payloads = [set_payload_of_valid(b64encode_std(e.body), now, log_id, index)
                     for e, index in items]
         return list(map_fn(sign_set, payloads))
     return sign_sets

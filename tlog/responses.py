@@ -12,6 +12,7 @@ base64, lowercase hex or an integer, none of which JSON escapes, and the note
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from tlog_client.encoding import b64encode_std
 from tlog_client.rekor import LogEntry
@@ -34,20 +35,35 @@ def log_entry_json(entry: LogEntry, body_b64: str | None = None) -> bytes:
     """``json.dumps(entry.to_json()).encode()``, faster; ``body_b64`` is the
     body's base64 if the caller has it already."""
     proof, sig = entry.inclusion_proof, entry.set_signature
-    if proof is None or sig is None:
+    if proof is None or sig is None or proof.log_index != entry.log_index:
         return json.dumps(entry.to_json()).encode()
-    hashes = '", "'.join([h.hex() for h in proof.hashes])
+    return render_log_entry(entry.ref.key, body_b64 or b64encode_std(entry.body),
+                            entry.integrated_time, entry.log_id, entry.log_index,
+                            proof.root_hash, proof.tree_size, proof.hashes, proof.checkpoint,
+                            sig, entry.attestation)
+
+
+def render_log_entry(key: str, body_b64: str, integrated_time: int, log_id: str,
+                     log_index: int, root: bytes, tree_size: int, hashes: Sequence[bytes],
+                     checkpoint: str, set_signature: bytes,
+                     attestation: bytes | None) -> bytes:
+    """The JSON of a LogEntry with its inclusion proof (of ``log_index``
+    in the tree of ``tree_size`` and ``root``) and SET, from its parts: what
+    a submission answers, without building the :class:`LogEntry` first.
+    Preconditions: ``key`` is the entry's EntryID or UUID (lowercase hex),
+    ``body_b64`` the standard base64 of its body, ``log_id`` lowercase hex."""
+    joined = '", "'.join([h.hex() for h in hashes])
     parts = [
-        '{"', entry.ref.key, '": {"body": "', body_b64 or b64encode_std(entry.body),
-        '", "integratedTime": ', str(entry.integrated_time),
-        ', "logID": "', entry.log_id, '", "logIndex": ', str(entry.log_index),
-        ', "verification": {"inclusionProof": {"logIndex": ', str(proof.log_index),
-        ', "rootHash": "', proof.root_hash.hex(), '", "treeSize": ', str(proof.tree_size),
-        ', "hashes": ', f'["{hashes}"]' if hashes else "[]",
-        ', "checkpoint": ', _escape_note(proof.checkpoint),
-        '}, "signedEntryTimestamp": "', b64encode_std(sig), '"}',
+        '{"', key, '": {"body": "', body_b64,
+        '", "integratedTime": ', str(integrated_time),
+        ', "logID": "', log_id, '", "logIndex": ', str(log_index),
+        ', "verification": {"inclusionProof": {"logIndex": ', str(log_index),
+        ', "rootHash": "', root.hex(), '", "treeSize": ', str(tree_size),
+        ', "hashes": ', f'["{joined}"]' if joined else "[]",
+        ', "checkpoint": ', _escape_note(checkpoint),
+        '}, "signedEntryTimestamp": "', b64encode_std(set_signature), '"}',
     ]
-    if entry.attestation is not None:
-        parts += [', "attestation": {"data": "', b64encode_std(entry.attestation), '"}']
+    if attestation is not None:
+        parts += [', "attestation": {"data": "', b64encode_std(attestation), '"}']
     parts.append("}}")
     return "".join(parts).encode("ascii")

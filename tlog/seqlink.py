@@ -316,7 +316,9 @@ class RemoteSequencer:
         fut = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = fut
         self._link.send(encode_request(req_id, entry))
-        return await asyncio.shield(fut)
+        # Not shielded: a cancelled caller cancels only this future (the
+        # entry is already on its way; _reply then skips it).
+        return await fut
 
     def _reply(self, frame: bytes) -> None:
         req_id, status, done, message = decode_reply(frame, self._checkpoints)

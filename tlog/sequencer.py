@@ -126,8 +126,9 @@ class Sequencer:
         """Queue ``entry`` and wait until it is durably integrated.
 
         Raises PoolFullError at once when the pool is full. Cancelling the
-        caller does not cancel the integration (the future is shielded)."""
-        return await asyncio.shield(self.enqueue(entry))
+        caller does not cancel the integration: the batch holds the entry
+        (not the future), integrates it, and skips the cancelled waiter."""
+        return await self.enqueue(entry)
 
     def enqueue(self, entry: NewEntry) -> asyncio.Future:
         """Queue ``entry``; the future resolves to its :class:`Integrated`

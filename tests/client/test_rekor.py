@@ -17,7 +17,7 @@ from tlog_client.hashing import leaf_hash
 from tlog_client.keys import load_public_key, spki_der
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, canonical_json, entry_id,
                                log_id, parse_entry_ref, parse_inclusion_proof, parse_log_entry,
-                               set_payload, sign_set, uuid_of, verify_entry_set,
+                               set_payload, set_payload_of_valid, sign_set, uuid_of, verify_entry_set,
                                verify_entry_uuid, verify_set)
 from tlog_client.verify import verify_inclusion
 
@@ -289,6 +289,27 @@ def test_set_payload_exact_bytes():
     assert set_payload(BODY_B64, 1700000000, LOG_ID, 42) == (
         b'{"body":"' + BODY_B64.encode() + b'","integratedTime":1700000000,"logID":"'
         + LOG_ID.encode() + b'","logIndex":42}')
+
+
+@pytest.mark.parametrize("itime,index", [
+    (0, 0), (1700000000, 42), (2**53 - 1, 2**53 - 1), (2**53, 7), (5, 2**53), (2**63 - 1, 0),
+])
+@pytest.mark.parametrize("body", [b"{}", b'{"apiVersion":"0.0.1"}', bytes(range(256)) * 3])
+def test_set_payload_is_rfc8785_of_the_object(itime, index, body):
+    """Both the checked payload and the log's own fast path are exactly
+    RFC 8785 of the SET object; beyond 2^53 (not exact in RFC 8785) all
+    three refuse alike."""
+    b64 = b64encode_std(body)
+    obj = {"body": b64, "integratedTime": itime, "logID": LOG_ID, "logIndex": index}
+    if max(itime, index) > 2**53 - 1:
+        for make in (lambda: canonical_json(obj), lambda: set_payload(b64, itime, LOG_ID, index),
+                     lambda: set_payload_of_valid(b64, itime, LOG_ID, index)):
+            with pytest.raises(FormatError):
+                make()
+        return
+    want = canonical_json(obj)
+    assert set_payload_of_valid(b64, itime, LOG_ID, index) == want
+    assert set_payload(b64, itime, LOG_ID, index) == want
 
 
 @pytest.mark.parametrize("args,field", [

@@ -47,13 +47,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlog_client.proof import Address, ProofNodes
 
 from .hashcache import CHUNK_NODES, CHUNK_SHIFT, NodeCache, TileCache
+# The rows as values (imported from here by the rest of the server too).
+from .records import NewEntry, StoredCheckpoint, StoredEntry
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -94,36 +95,6 @@ def _injected_commit_fault(path: str | None) -> None:
             kind = ""
         raise sqlite3.OperationalError("database or disk is full (injected)" if kind == "full"
                                        else "disk I/O error (injected)")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    index: int
-    leaf_hash: bytes
-    body: bytes
-    integrated_time: int
-    kind: str
-    attestation: bytes | None
-    set_signature: bytes | None = None  # stored at integration (schema 2)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCheckpoint:
-    size: int
-    root: bytes
-    note: bytes
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewEntry:
-    """An entry to integrate; ``index_keys`` are its search index keys."""
-
-    leaf_hash: bytes
-    body: bytes
-    kind: str
-    index_keys: tuple[str, ...] = ()
-    attestation: bytes | None = None
 
 
 def node_id(level: int, index: int) -> int:

@@ -240,7 +240,7 @@ WRITE_FRAMES = {
     "ECDSA P-256 verify of the entry signature": "_verify_ecdsa",
     "strict JSON parsing": "loads_strict",
     "canonical body": "canonical_body",
-    "response rendering": "log_entry_json",
+    "response rendering": "render_log_entry",
     "sequencer batch, writer thread (all)": "Sequencer._integrate",
     "SET signatures (Ed25519, per entry, in the batch)": "sign_sets",
     "checkpoint signature (per batch)": "sign_checkpoint",
@@ -384,6 +384,33 @@ def interpreter_runs(gen: Generator, args, single: list[dict], both: list[dict])
     return [mine, rows]
 
 
+def _spread(row: dict) -> str:
+    rates = [r["rate"] for r in row["runs"]]
+    return f"{min(rates):,.0f}-{max(rates):,.0f}/s"
+
+
+def interpreter_note(mine: dict, other: dict) -> str:
+    """What the second interpreter measured, relative to .venv's, figure by
+    figure: the runs are not interleaved (the second interpreter's come at
+    the end), so the note gives each side's spread instead of a verdict."""
+    def versus(key: str) -> str:
+        a, b = mine[key], other[key]
+        return (f"{b['rate']:,.0f}/s ({_spread(b)}) against {a['rate']:,.0f}/s "
+                f"({_spread(a)}), {b['rate'] / a['rate'] - 1:+.0%}, with "
+                f"{b['server_cpu_us_per_entry']:,.0f} against "
+                f"{a['server_cpu_us_per_entry']:,.0f} µs of server CPU per entry")
+    return ("The interpreter: the same tree under " + other["build"] + ", against "
+            + mine["build"] + " (the interpreter the README's set-up picked here): one core "
+            + versus("one_core") + "; both cores (--workers 2) " + versus("both_cores")
+            + ". Medians of the runs, with their range: the second interpreter's runs "
+            "come after all the others, so host drift between them counts too. Debian "
+            "builds its python3.X packages with profile-guided optimisation and links "
+            "libpython into the executable; pyenv's default build has a shared libpython "
+            "and no --enable-optimizations. The operator quickstart "
+            "(docs/quickstart-operator.md, 'Which Python to run it on') says how to set up "
+            "on another interpreter.")
+
+
 def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> list[str]:
     """Findings, from the figures of this run."""
     notes = []
@@ -452,19 +479,7 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
         "own (commit fsync and published-record fsyncs).")
     if interp:
         mine, other = interp
-        notes.append(
-            "The interpreter: the same tree under " + other["build"] + " reaches "
-            f"{other['both_cores']['rate']:,.0f}/s on both cores and "
-            f"{other['one_core']['rate']:,.0f}/s on one, against "
-            f"{mine['both_cores']['rate']:,.0f}/s and {mine['one_core']['rate']:,.0f}/s under "
-            f"{mine['build']}, the interpreter the README's set-up picked here "
-            f"({other['both_cores']['server_cpu_us_per_entry']:,.0f} against "
-            f"{mine['both_cores']['server_cpu_us_per_entry']:,.0f} µs of server CPU per entry "
-            "on both cores). Debian builds its python3.X packages with profile-guided "
-            "optimisation and links libpython into the executable; a shared libpython built "
-            "without --enable-optimizations (pyenv's default) runs the same Python code "
-            "slower. The operator quickstart (docs/quickstart-operator.md, 'Which Python "
-            "to run it on') says how to set up on another interpreter.")
+        notes.append(interpreter_note(mine, other))
     notes.append(
         f"The load generator is not the limit: it drives a canned responder at "
         f"{max(ceil.values()):,.0f} requests/s.")

@@ -112,15 +112,12 @@ class LogApi:
         """The LogEntry answering a submission, rendered from its parts (the
         hot path: no LogEntry or proof objects are built for it)."""
         cp = done.checkpoint
-        if done.set_signature is None:  # signed now (a log that stores none)
-            proof = InclusionProof(done.index, cp.root, cp.size, done.proof, cp.note.decode())
-            return log_entry_json(self._log_entry(
-                StoredEntry(done.index, entry.leaf_hash, entry.body, done.integrated_time,
-                            entry.kind, entry.attestation, None), proof))
+        body_b64 = b64encode_std(entry.body)
         return render_log_entry(
-            entry_id(self.identity.tree_id, uuid), b64encode_std(entry.body),
-            done.integrated_time, self.log_id, done.index, cp.root, cp.size, done.proof,
-            cp.note.decode(), done.set_signature, entry.attestation)
+            entry_id(self.identity.tree_id, uuid), body_b64, done.integrated_time,
+            self.log_id, done.index, cp.root, cp.size, done.proof, cp.note.decode(),
+            self._set_signature(done.set_signature, body_b64, done.integrated_time,
+                                done.index), entry.attestation)
 
     def _check_write_rate(self, request: web.Request) -> None:
         wait = self.write_limiter.take(request.remote)
@@ -205,14 +202,19 @@ class LogApi:
         return self._log_entry(stored, proof)
 
     def _log_entry(self, stored: StoredEntry, proof: InclusionProof) -> LogEntry:
-        # The SET signed at integration (fsck verifies stored ones); an
-        # entry of a log older than schema 2 is signed now.
-        signature = stored.set_signature or self.identity.sign_set(
-            set_payload(b64encode_std(stored.body), stored.integrated_time, self.log_id,
-                        stored.index))
+        signature = self._set_signature(stored.set_signature, b64encode_std(stored.body),
+                                        stored.integrated_time, stored.index)
         ref = EntryRef(stored.leaf_hash.hex(), self.identity.tree_id)
         return LogEntry(ref, stored.body, stored.integrated_time, self.log_id, stored.index,
                         proof, signature, stored.attestation)
+
+    def _set_signature(self, stored: bytes | None, body_b64: str, integrated_time: int,
+                       index: int) -> bytes:
+        """The SET signed at integration (fsck verifies stored ones); for an
+        entry of a log older than schema 2 (none stored), signed now."""
+        if stored is not None:
+            return stored
+        return self.identity.sign_set(set_payload(body_b64, integrated_time, self.log_id, index))
 
     # -- log info and proofs ----------------------------------------------------------
 
@@ -368,7 +370,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def make_error_middleware(metrics: Metrics):
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "none"
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource else "none"
         try:
             response = await handler(request)
         except ApiError as exc:

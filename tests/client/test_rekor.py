@@ -17,8 +17,8 @@ from tlog_client.hashing import leaf_hash
 from tlog_client.keys import load_public_key, spki_der
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, canonical_json, entry_id,
                                log_id, parse_entry_ref, parse_inclusion_proof, parse_log_entry,
-                               set_payload, set_payload_of_valid, sign_set, uuid_of, verify_entry_set,
-                               verify_entry_uuid, verify_set)
+                               set_payload, set_payload_of_valid, sign_set, uuid_of,
+                               verify_entry_set, verify_entry_uuid, verify_set)
 from tlog_client.verify import verify_inclusion
 
 # -- published vectors (sigstore/sigstore-python test/assets) -----------------

@@ -17,7 +17,8 @@ verified inclusion proof and a SET):
   earlier commit (a git worktree), for the before/after of the write path;
 - the same tree under another CPython build of the same version when the
   machine has one (``--server-python``; scripts/interpreters.py): one core
-  and both cores at 128 clients.
+  and both cores at 128 clients, each run beside one under .venv's
+  interpreter, in turn.
 
 Every run starts a new log; figures are medians of ``--repeat`` runs. Prints
 the tables and writes docs/bench/writes.json.
@@ -189,18 +190,24 @@ def median_run(runs: list[dict]) -> dict:
     return out
 
 
+def interleaved(gen: Generator, clients: int, repeat: int, duration: float,
+                configs: list[tuple[str, dict]]) -> list[dict]:
+    """One row per (label, one_run keywords) in ``configs``, their runs
+    taken in turn (A, B, A, B, ...) so that host drift falls on all alike."""
+    runs: list[list[dict]] = [[] for _ in configs]
+    for r in range(repeat):
+        for (label, kw), out in zip(configs, runs):
+            out.append(one_run(gen, clients, duration, fsck=(r == repeat - 1), **kw))
+            print(f"  [{label}] {clients:>3} clients run {r + 1}: {out[-1]['rate']:,.0f}/s "
+                  f"p50 {out[-1]['p50_ms']:.1f} ms p99 {out[-1]['p99_ms']:.1f} ms",
+                  file=sys.stderr)
+    return [{"clients": clients, **median_run(out)} for out in runs]
+
+
 def closed_sweep(gen: Generator, clients_list, repeat: int, duration: float, label: str,
                  **kw) -> list[dict]:
-    rows = []
-    for clients in clients_list:
-        runs = []
-        for r in range(repeat):
-            runs.append(one_run(gen, clients, duration, fsck=(r == repeat - 1), **kw))
-            print(f"  [{label}] {clients:>3} clients run {r + 1}: {runs[-1]['rate']:,.0f}/s "
-                  f"p50 {runs[-1]['p50_ms']:.1f} ms p99 {runs[-1]['p99_ms']:.1f} ms",
-                  file=sys.stderr)
-        rows.append({"clients": clients, **median_run(runs)})
-    return rows
+    return [interleaved(gen, clients, repeat, duration, [(label, kw)])[0]
+            for clients in clients_list]
 
 
 def fixed_rate(rate: int, duration: float, repeat: int) -> dict:
@@ -350,7 +357,7 @@ def main() -> int:
                                     gen_cpus="1", env=env)
         finally:
             drop_baseline(base)
-    interp = interpreter_runs(gen, args, single, both)
+    interp = interpreter_runs(gen, args)
     crypto = crypto_costs()
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
@@ -360,27 +367,27 @@ def main() -> int:
     return 0
 
 
-def interpreter_runs(gen: Generator, args, single: list[dict], both: list[dict]) -> list[dict]:
+def interpreter_runs(gen: Generator, args) -> list[dict]:
     """One core and both cores (``--workers 2``) at 128 clients under .venv's
-    interpreter (the rows already measured) and under ``--server-python``."""
+    interpreter and under ``--server-python``, run in turn."""
     other = interpreters.other_interpreter() if args.server_python == "auto" \
         else args.server_python
     if not other:
         return []
-    mine = {"build": interpreters.build_text(interpreters.describe(benchserver.PYTHON)),
-            "one_core": next(r for r in single if r["clients"] == 128),
-            "both_cores": next(r for r in both if r["workers"] == 2)}
     info = interpreters.describe(other)
     python = interpreters.server_venv(other, info)
     label = f"CPython {info['version']} ({other})"
+    mine = {"build": interpreters.build_text(interpreters.describe(benchserver.PYTHON))}
     rows = {"build": interpreters.build_text(info)}
-    rows["one_core"] = closed_sweep(gen, (128,), args.repeat, args.duration,
-                                    f"1 core, {label}", server_cpus="0", gen_cpus="1",
-                                    python=python)[0]
-    rows["both_cores"] = closed_sweep(gen, (128,), args.repeat, args.duration,
-                                      f"2 cores, workers 2, {label}", server_cpus=None,
-                                      gen_cpus=None, server_args=("--workers", "2"),
-                                      python=python)[0]
+    one = {"server_cpus": "0", "gen_cpus": "1"}
+    both = {"server_cpus": None, "gen_cpus": None, "server_args": ("--workers", "2")}
+    mine["one_core"], rows["one_core"] = interleaved(
+        gen, 128, args.repeat, args.duration,
+        [("1 core, .venv", one), (f"1 core, {label}", {**one, "python": python})])
+    mine["both_cores"], rows["both_cores"] = interleaved(
+        gen, 128, args.repeat, args.duration,
+        [("2 cores, workers 2, .venv", both),
+         (f"2 cores, workers 2, {label}", {**both, "python": python})])
     return [mine, rows]
 
 
@@ -391,8 +398,7 @@ def _spread(row: dict) -> str:
 
 def interpreter_note(mine: dict, other: dict) -> str:
     """What the second interpreter measured, relative to .venv's, figure by
-    figure: the runs are not interleaved (the second interpreter's come at
-    the end), so the note gives each side's spread instead of a verdict."""
+    figure (runs taken in turn), with each side's range of runs."""
     def versus(key: str) -> str:
         a, b = mine[key], other[key]
         return (f"{b['rate']:,.0f}/s ({_spread(b)}) against {a['rate']:,.0f}/s "
@@ -402,8 +408,8 @@ def interpreter_note(mine: dict, other: dict) -> str:
     return ("The interpreter: the same tree under " + other["build"] + ", against "
             + mine["build"] + " (the interpreter the README's set-up picked here): one core "
             + versus("one_core") + "; both cores (--workers 2) " + versus("both_cores")
-            + ". Medians of the runs, with their range: the second interpreter's runs "
-            "come after all the others, so host drift between them counts too. Debian "
+            + ". Medians of runs taken in turn (one of each, then again), with their "
+            "range. Debian "
             "builds its python3.X packages with profile-guided optimisation and links "
             "libpython into the executable; pyenv's default build has a shared libpython "
             "and no --enable-optimizations. The operator quickstart "
@@ -542,7 +548,8 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
     ]
     if interp:
         tables.append({
-            "title": "The server's interpreter: 128 clients, the same tree (medians)",
+            "title": "The server's interpreter: 128 clients, the same tree, runs taken in "
+                     "turn (medians)",
             "columns": ["interpreter", "one core entries/s", "one core CPU µs/entry",
                         "both cores (--workers 2) entries/s", "both cores CPU µs/entry",
                         "both cores p99 ms"],

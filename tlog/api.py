@@ -120,6 +120,8 @@ class LogApi:
                                 done.index), entry.attestation)
 
     def _check_write_rate(self, request: web.Request) -> None:
+        if not self.write_limiter.enabled:  # the default: no peer address lookup
+            return
         wait = self.write_limiter.take(request.remote)
         if wait is not None:
             raise ApiError(429, f"too many entries from this client: the limit is "

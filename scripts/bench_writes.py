@@ -426,7 +426,7 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
         f"checkpoint signature and one published-record write per batch) and levels off at "
         f"{top['rate']:,.0f} entries/s, where the server spends "
         f"{top['server_cpu_us_per_entry']:,.0f} µs of CPU per entry: the core is saturated. "
-        f"At low concurrency the batch cycle (commit fsync + record fsyncs) bounds it "
+        f"At low concurrency the batch cycle (commit fsync + the record's fdatasync) bounds it "
         f"instead ({single[0]['rate']:,.0f}/s with one client, p50 {single[0]['p50_ms']:.1f} "
         "ms: that is the durable round trip).")
     if profile:
@@ -483,7 +483,7 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
         f"At a fixed {rate['rate']} entries/s ({rate['rate'] / top['rate']:.0%} of the "
         "one-core capacity) the p99 is "
         f"{rate['p99_ms']:.1f} ms: an entry waits for at most one batch in progress plus its "
-        "own (commit fsync and published-record fsyncs).")
+        "own (commit fsync and the published record's fdatasync).")
     if interp:
         mine, other = interp
         notes.append(interpreter_note(mine, other))

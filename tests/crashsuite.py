@@ -38,6 +38,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tlog.published import PublishedRecord
 from tlog_client import dsse, intoto
 from tlog_client.tiles import decode_entry_bundle, entries_path
 
@@ -236,9 +237,10 @@ class CrashSuite:
                                            f"consistent with {head.size}: {exc}")
         logged = set(bodies)
         result.in_flight_logged = sum(1 for p in in_flight if _canonical(p) in logged)
-        record = json.loads((self.server.data_dir / "published-checkpoint").read_text())
-        if record["size"] != head.size:
-            result.failures.append(f"published record at {record['size']}, head {head.size}")
+        record = PublishedRecord(self.server.data_dir).read()
+        if record is None or record.size != head.size:
+            result.failures.append(f"published record at {record and record.size}, "
+                                   f"head {head.size}")
         db = sqlite3.connect(f"file:{self.server.data_dir / 'tlog.db'}?mode=ro", uri=True)
         try:
             indexed = db.execute("SELECT count(DISTINCT idx) FROM search "

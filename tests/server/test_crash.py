@@ -42,8 +42,8 @@ def test_kill_9_under_concurrent_writes(tmp_path):
 # -- the commit failing (disk full, I/O error) ---------------------------------------
 
 def _published(data_dir) -> dict:
-    import json
-    return json.loads((Path(data_dir) / "published-checkpoint").read_text())
+    from tlog.published import PublishedRecord
+    return PublishedRecord(Path(data_dir)).read().to_json()
 
 
 def test_failed_commit_acknowledges_nothing_and_the_log_recovers(make_server, tmp_path):

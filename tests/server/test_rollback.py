@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tlog.published import PublishedRecord
+
 from .helpers import PinnedLog, ecdsa_signer, get
 from .test_invariants import assert_clean, run_serve
 
@@ -20,7 +22,7 @@ RECORD = "published-checkpoint"
 
 
 def record_of(data_dir: Path) -> dict:
-    return json.loads((Path(data_dir) / RECORD).read_text())
+    return PublishedRecord(Path(data_dir)).read().to_json()
 
 
 def backup(data_dir: Path, to: Path) -> None:
@@ -122,7 +124,7 @@ def test_record_of_another_log_or_unreadable_is_refused(make_server, tmp_path):
     server = make_server("--origin", "tlog.test/a", data_dir=tmp_path / "a")
     server.stop()
     good = (tmp_path / "a" / RECORD).read_bytes()
-    record = json.loads(good)
+    record = record_of(tmp_path / "a")
     for bad, words in [({**record, "origin": "tlog.test/b"}, "tlog.test/b"),
                        ({**record, "root": "AB" * 32}, "unreadable"),
                        ({**record, "size": -1, "extra": 1}, "unreadable"),

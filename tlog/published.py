@@ -87,10 +87,14 @@ def _parse(data: bytes, path: Path) -> PublishedHead:
                              hex_decode_lower(obj["root"], "root", length=32),
                              expect_str(obj["note"], "note"))
     except (TlogError, ValueError) as exc:
-        raise RollbackError(f"{path} is unreadable ({exc}); it records the last checkpoint "
-                            "this log published, so the server cannot tell whether the "
-                            "database is current. Restore it from a backup or see "
-                            "docs/runbook.md") from None
+        raise _unreadable(path, str(exc)) from None
+
+
+def _unreadable(path: Path, why: str) -> RollbackError:
+    return RollbackError(f"{path} is unreadable ({why}); it records the last checkpoint "
+                         "this log published, so the server cannot tell whether the "
+                         "database is current. Restore it from a backup or see "
+                         "docs/runbook.md")
 
 
 class PublishedRecord:
@@ -239,9 +243,6 @@ def _decode(data: bytes, path: Path) -> tuple[PublishedHead, int | None]:
     valid = [(head.size, i, head) for i in (0, 1)
              if (head := _decode_slot(data[i * SLOT:(i + 1) * SLOT], path)) is not None]
     if not valid:
-        raise RollbackError(f"{path} is unreadable (neither copy of the record is whole); it "
-                            "records the last checkpoint this log published, so the server "
-                            "cannot tell whether the database is current. Restore it from a "
-                            "backup or see docs/runbook.md")
+        raise _unreadable(path, "neither copy of the record is whole")
     _, slot, head = max(valid, key=lambda v: v[0])
     return head, slot

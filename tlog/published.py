@@ -20,8 +20,8 @@ I7) update it under an ``flock`` and never replace a bigger size.
 
 The record is a small JSON object: ``{"origin", "size", "root" (hex),
 "note"}`` (the signed checkpoint, kept as evidence). The file holds it twice,
-in two 4 KiB slots, each the hex SHA-256 of the JSON on its own line, then
-the JSON, padded with spaces. A batch overwrites, in place, the slot that
+in two 4 KiB slots, each the CRC-32 of the JSON (8 hex digits) on its own
+line, then the JSON, padded with spaces. A batch overwrites, in place, the slot that
 does not hold the newest record, and ``fdatasync``s it: one data write per
 batch, and no new file, rename or directory fsync (those cost about five
 times as much). A crash in the middle of that write leaves the slot torn
@@ -37,10 +37,10 @@ this record existed, or a new log) and written at once; an unreadable one
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,17 +219,22 @@ def _overwrite(path: Path, data: bytes, offset: int) -> None:
 
 
 def _encode_slot(data: bytes) -> bytes | None:
-    """One slot: the hex SHA-256 of ``data`` on its own line, ``data``, and
-    spaces up to SLOT bytes; None if it does not fit."""
-    slot = hashlib.sha256(data).hexdigest().encode() + b"\n" + data
+    """One slot: the CRC-32 of ``data`` (8 hex digits) on its own line,
+    ``data``, and spaces up to SLOT bytes; None if it does not fit. The CRC
+    only detects a torn write; the record's meaning is checked at start."""
+    slot = _crc(data) + b"\n" + data
     return slot.ljust(SLOT, b" ") if len(slot) <= SLOT else None
+
+
+def _crc(data: bytes) -> bytes:
+    return b"%08x" % zlib.crc32(data)
 
 
 def _decode_slot(slot: bytes, path: Path) -> PublishedHead | None:
     """The record in one slot; None if the slot is blank or torn."""
     digest, newline, rest = slot.partition(b"\n")
     data = rest.rstrip(b" ")
-    if not newline or hashlib.sha256(data).hexdigest().encode() != digest:
+    if not newline or _crc(data) != digest:
         return None
     return _parse(data, path)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 
 import pytest
 
@@ -31,7 +32,7 @@ def slot_sizes(path) -> list[int | None]:
         slot = data[i * SLOT:(i + 1) * SLOT]
         digest, _, rest = slot.partition(b"\n")
         body = rest.rstrip(b" ")
-        whole = hashlib.sha256(body).hexdigest().encode() == digest
+        whole = b"%08x" % zlib.crc32(body) == digest
         out.append(json.loads(body)["size"] if whole else None)
     return out
 
@@ -97,7 +98,7 @@ def test_a_torn_slot_is_ignored_and_the_other_read(record, how):
 def test_a_whole_slot_with_a_bad_record_is_refused(record):
     record.publish(ORIGIN, checkpoint(1))
     body = b'{"origin": "x", "size": -1}\n'
-    slot = (hashlib.sha256(body).hexdigest().encode() + b"\n" + body).ljust(SLOT, b" ")
+    slot = (b"%08x" % zlib.crc32(body) + b"\n" + body).ljust(SLOT, b" ")
     record.path.write_bytes(slot + record.path.read_bytes()[SLOT:])
     with pytest.raises(RollbackError, match="unreadable"):
         record.read()

@@ -21,9 +21,9 @@ I7) update it under an ``flock`` and never replace a bigger size.
 The record is a small JSON object: ``{"origin", "size", "root" (hex),
 "note"}`` (the signed checkpoint, kept as evidence). The file holds it twice,
 in two 4 KiB slots, each the CRC-32 of the JSON (8 hex digits) on its own
-line, then the JSON, padded with spaces. A batch overwrites, in place, the slot that
-does not hold the newest record, and ``fdatasync``s it: one data write per
-batch, and no new file, rename or directory fsync (those cost about five
+line, then the JSON, padded with spaces. A batch overwrites, in place, the
+slot that does not hold the newest record, and ``fdatasync``s it: one data
+write per batch, and no new file, rename or directory fsync (those cost about five
 times as much). A crash in the middle of that write leaves the slot torn
 (its checksum fails) and the other slot holds the previous record, which is
 what is then read: the newest valid slot counts. The first write, a record
@@ -109,13 +109,17 @@ class PublishedRecord:
     def read(self) -> PublishedHead | None:
         """The recorded head, None if there is no record; RollbackError if
         the record exists but cannot be read."""
+        return self._read_slot()[0]
+
+    def _read_slot(self) -> tuple[PublishedHead | None, int | None]:
+        """:meth:`read`, and the slot holding the head (None: no slotted file)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return None
+            return None, None
         except OSError as exc:
             raise RollbackError(f"{self.path} cannot be read: {exc}") from None
-        return _decode(data, self.path)[0]
+        return _decode(data, self.path)
 
     def check(self, snap: ReadTxn, origin: str | None) -> PublishedHead | None:
         """Refuse (RollbackError) a database that does not hold the recorded
@@ -184,13 +188,9 @@ class PublishedRecord:
             self._written = head.size
 
     def _current(self) -> tuple[PublishedHead | None, int | None]:
-        """The recorded head and its slot (None: no slotted file yet)."""
+        """The recorded head and its slot, (None, None) if there is none."""
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return None, None
-        try:
-            return _decode(data, self.path)
+            return self._read_slot()
         except RollbackError:  # damaged while we run: ours is a committed head
             return None, None
 
@@ -245,9 +245,9 @@ def _decode(data: bytes, path: Path) -> tuple[PublishedHead, int | None]:
     record too big for a slot). RollbackError if neither is readable."""
     if len(data) != 2 * SLOT or data[:1] == b"{":
         return _parse(data, path), None
-    valid = [(head.size, i, head) for i in (0, 1)
+    valid = [(i, head) for i in (0, 1)
              if (head := _decode_slot(data[i * SLOT:(i + 1) * SLOT], path)) is not None]
     if not valid:
         raise _unreadable(path, "neither copy of the record is whole")
-    _, slot, head = max(valid, key=lambda v: v[0])
+    slot, head = max(valid, key=lambda v: v[1].size)
     return head, slot

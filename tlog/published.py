@@ -77,6 +77,10 @@ class PublishedHead:
         return {"origin": self.origin, "size": self.size, "root": self.root.hex(),
                 "note": self.note}
 
+    def encode(self) -> bytes:
+        """The stored JSON, one line (json's C encoder: no indent)."""
+        return json.dumps(self.to_json()).encode() + b"\n"
+
 
 def _parse(data: bytes, path: Path) -> PublishedHead:
     try:
@@ -105,6 +109,9 @@ class PublishedRecord:
         self._lock_path = Path(data_dir) / (FILE_NAME + ".lock")
         self._mutex = threading.Lock()
         self._written = -1  # largest size this process recorded
+        # (file content, slot of the newest record, that record) as this
+        # process last wrote or read it under the flock; None: unknown.
+        self._mine: tuple[bytes, int, PublishedHead] | None = None
 
     def read(self) -> PublishedHead | None:
         """The recorded head, None if there is no record; RollbackError if
@@ -179,43 +186,66 @@ class PublishedRecord:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                current, slot = self._current()
-                if current is None or current.size < head.size:
-                    self._write(PublishedHead(origin, head.size, head.root,
-                                              head.note.decode()), slot)
+                self._publish_locked(PublishedHead(origin, head.size, head.root,
+                                                   head.note.decode()))
             finally:
                 os.close(fd)  # releases the flock
             self._written = head.size
 
-    def _current(self) -> tuple[PublishedHead | None, int | None]:
-        """The recorded head and its slot, (None, None) if there is none."""
+    def _publish_locked(self, record: PublishedHead) -> None:
+        """Under the flock: overwrite the older slot in place, or write a
+        whole new file (none yet, unreadable, or a record too big)."""
         try:
-            return self._read_slot()
-        except RollbackError:  # damaged while we run: ours is a committed head
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            self._replace(record)
+            return
+        try:
+            current, slot = self._current(fd)
+            if current is not None and current.size >= record.size:
+                return  # another process on this database recorded a newer head
+            encoded = _encode_slot(record.encode())
+            if encoded is None or slot is None:
+                self._replace(record)
+                return
+            offset = (1 - slot) * SLOT
+            if os.pwrite(fd, encoded, offset) != SLOT:
+                raise OSError(f"short write to {self.path}")
+            # The size is unchanged, so only data needs syncing. A crash before
+            # this returns leaves that slot old or torn, never the other one:
+            # readers then take the other (previous) record.
+            getattr(os, "fdatasync", os.fsync)(fd)
+            old = self._mine[0]  # set by _current: the slotted file as read
+            self._mine = (old[:offset] + encoded + old[offset + SLOT:], 1 - slot, record)
+        finally:
+            os.close(fd)
+
+    def _current(self, fd: int) -> tuple[PublishedHead | None, int | None]:
+        """The recorded head and its slot ((None, None) if unreadable: ours is
+        a committed head). Not decoded again when the file holds exactly the
+        bytes this process last wrote (the usual case: one sequencer)."""
+        data = os.pread(fd, 2 * SLOT + 1, 0)
+        if self._mine is not None and data == self._mine[0]:
+            return self._mine[2], self._mine[1]
+        self._mine = None
+        try:
+            if len(data) > 2 * SLOT:  # a whole-file record (the JSON alone): all of it
+                data = os.pread(fd, MAX_RECORD + 1, 0)
+            head, slot = _decode(data, self.path)
+        except RollbackError:  # damaged while we run
             return None, None
+        if slot is not None:
+            self._mine = (data, slot, head)
+        return head, slot
 
-    def _write(self, record: PublishedHead, current_slot: int | None) -> None:
-        data = json.dumps(record.to_json(), indent=1).encode() + b"\n"
-        slot = _encode_slot(data)
-        if slot is None:  # too big for a slot: the whole file is the record
-            write_file(self.path, data, 0o644, replace=True)
-        elif current_slot is None:  # no slotted file yet: create one, atomically
-            write_file(self.path, slot + slot, 0o644, replace=True)
-        else:
-            _overwrite(self.path, slot, (1 - current_slot) * SLOT)
-
-
-def _overwrite(path: Path, data: bytes, offset: int) -> None:
-    """Write ``data`` at ``offset`` of the existing ``path`` and make it
-    durable. A crash before fdatasync returns leaves that slot old or torn,
-    never the other one: readers then take the other (previous) record."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        if os.pwrite(fd, data, offset) != len(data):
-            raise OSError(f"short write to {path}")
-        getattr(os, "fdatasync", os.fsync)(fd)  # the size is unchanged: data only
-    finally:
-        os.close(fd)
+    def _replace(self, record: PublishedHead) -> None:
+        """A whole new file (temporary file, fsync, rename, directory fsync):
+        both slots hold ``record``; the JSON alone if it does not fit a slot."""
+        data = record.encode()
+        encoded = _encode_slot(data)
+        content = data if encoded is None else encoded + encoded
+        write_file(self.path, content, 0o644, replace=True)
+        self._mine = None if encoded is None else (content, 0, record)
 
 
 def _encode_slot(data: bytes) -> bytes | None:

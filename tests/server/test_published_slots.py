@@ -133,3 +133,20 @@ def test_the_record_never_moves_backwards(tmp_path):
     second.publish(ORIGIN, checkpoint(4))
     assert sorted(slot_sizes(first.path)) == [5, 5]
     assert first.read().size == 5
+
+
+@pytest.mark.parametrize("steps", [
+    [("a", 1), ("a", 2), ("b", 3), ("a", 4), ("b", 5), ("a", 6)],  # taking turns
+    [("a", 1), ("b", 9), ("a", 2), ("a", 3), ("b", 10), ("a", 11)],  # a falls behind
+    [("a", 1), ("a", 2), ("b", 3), ("b", 4), ("a", 3), ("a", 5)],  # a repeats a size
+])
+def test_two_writers_each_see_the_others_records(tmp_path, steps):
+    """A process does not decode the file again while it holds exactly what
+    that process last wrote: another process's write must still be seen."""
+    writers = {"a": PublishedRecord(tmp_path), "b": PublishedRecord(tmp_path)}
+    newest = 0
+    for who, size in steps:
+        writers[who].publish(ORIGIN, checkpoint(size))
+        newest = max(newest, size)
+        assert PublishedRecord(tmp_path).read().size == newest
+        assert max(s for s in slot_sizes(writers[who].path) if s is not None) == newest

@@ -213,17 +213,46 @@ class Ed25519Verifier(NoteVerifier):
         return _key_string(self.name, self.key_id, SIG_TYPE_ED25519, _raw_ed25519(self.public_key))
 
 
-class Ed25519Signer(NoteSigner):
-    """signed-note Ed25519 (type 0x01) signer; Go's ``note.NewSigner`` keys."""
+Ed25519Sign = Callable[[bytes], bytes]
 
-    def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey) -> None:
+
+class _SignOnce:
+    """An Ed25519 signing function that signs a repeated message once.
+
+    Ed25519 signatures are deterministic (RFC 8032 §5.1.6), and the two lines
+    of a log's checkpoint sign the same text with the same key (only the key
+    IDs differ), so both carry the same 64 bytes."""
+
+    __slots__ = ("_sign", "_last")
+
+    def __init__(self, sign: Ed25519Sign) -> None:
+        self._sign = sign
+        self._last: tuple[bytes, bytes] | None = None
+
+    def __call__(self, text: bytes) -> bytes:
+        last = self._last
+        if last is not None and last[0] == text:
+            return last[1]
+        signature = self._sign(text)
+        self._last = (text, signature)
+        return signature
+
+
+class Ed25519Signer(NoteSigner):
+    """signed-note Ed25519 (type 0x01) signer; Go's ``note.NewSigner`` keys.
+    ``sign``: the raw signing function of ``private_key`` to use instead of
+    its own (the server passes libsodium's, :mod:`tlog.sodium`)."""
+
+    def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey,
+                 sign: Ed25519Sign | None = None) -> None:
         self.private_key = _require_ed25519_private(private_key)
+        self._sign = sign or private_key.sign
         raw = _raw_ed25519(private_key.public_key())
         super().__init__(name, c2sp_key_id(name, SIG_TYPE_ED25519, raw))
 
     def sign(self, text: bytes) -> bytes:
         """64-byte Ed25519 signature over the note text (deterministic)."""
-        return self.private_key.sign(text)
+        return self._sign(text)
 
     def signer_key(self) -> str:
         """``PRIVATE+KEY+name+hex(keyID)+base64(0x01 || seed)``. Secret."""
@@ -252,15 +281,18 @@ class SPKIEd25519Verifier(NoteVerifier):
 
 
 class SPKIEd25519Signer(NoteSigner):
-    """Ed25519 signer under the SPKI key ID (Rekor v1 clients match on it)."""
+    """Ed25519 signer under the SPKI key ID (Rekor v1 clients match on it);
+    ``sign`` as for :class:`Ed25519Signer`."""
 
-    def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey) -> None:
+    def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey,
+                 sign: Ed25519Sign | None = None) -> None:
         self.private_key = _require_ed25519_private(private_key)
+        self._sign = sign or private_key.sign
         super().__init__(name, spki_key_id(private_key.public_key()))
 
     def sign(self, text: bytes) -> bytes:
         """64-byte Ed25519 signature over the note text."""
-        return self.private_key.sign(text)
+        return self._sign(text)
 
 
 def _require_p256(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> None:
@@ -385,14 +417,19 @@ LogPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 LogPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
-def log_signers(private_key: LogPrivateKey, origin: str) -> tuple[NoteSigner, ...]:
+def log_signers(private_key: LogPrivateKey, origin: str,
+                ed25519_sign: Ed25519Sign | None = None) -> tuple[NoteSigner, ...]:
     """The signers of a log's checkpoints; the key name is the origin.
 
     Ed25519: SPKI line first (sigstore-java reads the first line), then the
-    C2SP line. ECDSA P-256: the SPKI line only. SPEC §3.2.
+    C2SP line, one signature shared by both (see :class:`_SignOnce`), made
+    by ``ed25519_sign`` if given (the raw signing function of the same key).
+    ECDSA P-256: the SPKI line only. SPEC §3.2.
     """
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return (SPKIEd25519Signer(origin, private_key), Ed25519Signer(origin, private_key))
+        once = _SignOnce(ed25519_sign or private_key.sign)
+        return (SPKIEd25519Signer(origin, private_key, once),
+                Ed25519Signer(origin, private_key, once))
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         return (ECDSASigner(origin, private_key),)
     raise TypeError("log keys are Ed25519 or ECDSA P-256")

@@ -64,6 +64,8 @@ class LogIdentity:
 
     @cached_property
     def _signers(self):
+        if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
+            return log_signers(self.private_key, self.origin, self._sign_set)
         return log_signers(self.private_key, self.origin)
 
     def signers(self):

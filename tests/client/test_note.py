@@ -526,6 +526,27 @@ def test_ed25519_log_key_signs_two_lines():
         assert len(open_note(msg, [verifier]).verified) == 1
 
 
+def test_ed25519_log_key_signs_each_text_once():
+    """Both lines come from one signing call per text, through the signing
+    function given (the server passes libsodium's), and never a signature
+    of another text (texts taken in turn, repeated)."""
+    key = enoch_private()
+    calls = []
+
+    def sign(text: bytes) -> bytes:
+        calls.append(text)
+        return key.sign(text)
+
+    signers = log_signers(key, "example.com/log", sign)
+    texts = ["a\n", "b\n", "a\n", "a\n", "c\n", "b\n"]
+    for text in texts:
+        msg = sign_note(text, signers)
+        assert len(open_note(msg, log_verifiers(key.public_key(), "example.com/log")
+                             ).verified) == 2
+        assert msg == sign_note(text, log_signers(key, "example.com/log"))
+    assert calls == [t.encode() for t in ["a\n", "b\n", "a\n", "c\n", "b\n"]]
+
+
 def test_ecdsa_log_key_signs_one_line():
     key = ec.generate_private_key(ec.SECP256R1())
     signers = log_signers(key, "example.com/log")

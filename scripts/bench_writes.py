@@ -253,7 +253,6 @@ WRITE_FRAMES = {
     "checkpoint signature (per batch)": "sign_checkpoint",
     "inclusion proofs from memory, verified": "inclusion_proofs",
     "SQLite writes (entries, search, nodes, tiles)": "insert_",
-    "the batch's transaction (inserts, checks, COMMIT's CPU)": "Storage.write",
     "published-checkpoint record (per batch)": "PublishedRecord.publish",
 }
 
@@ -463,7 +462,10 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
             "parsed keys are cached by their PEM bytes; the response is rendered from a "
             "template (byte-identical to json.dumps, tested); SETs are signed once, at "
             "integration (libsodium), and stored, so reads no longer sign; the WAL is copied "
-            "into the database every 8,192 pages instead of SQLite's 1,000.")
+            "into the database every 8,192 pages instead of SQLite's 1,000; the "
+            "published-checkpoint record is overwritten in place (one of two slots) and not "
+            "decoded again while it holds what the server last wrote; a checkpoint is signed "
+            "once for both of its note lines (libsodium).")
     best = max(both, key=lambda r: r["rate"])
     notes.append(
         f"Both cores: one process gains little from the second core "

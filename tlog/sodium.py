@@ -2,7 +2,9 @@
 
 Every entry gets a Signed Entry Timestamp (SPEC §3.4), signed in the
 sequencer's writer thread while its batch's transaction is open: one
-signature per entry, the largest single cost of integration. PyNaCl (PyCA's
+signature per entry, the largest single cost of integration. Each batch's
+checkpoint is signed through the same function (once for both of its note
+lines, :func:`tlog_client.notekeys.log_signers`). PyNaCl (PyCA's
 libsodium binding) signs in about 27 µs on the benchmark machine against
 about 43 µs for ``cryptography``, and, being a cffi call, releases the GIL
 while it signs, so the sequencer's event loop (the worker link, the next

@@ -116,17 +116,13 @@ class PublishedRecord:
     def read(self) -> PublishedHead | None:
         """The recorded head, None if there is no record; RollbackError if
         the record exists but cannot be read."""
-        return self._read_slot()[0]
-
-    def _read_slot(self) -> tuple[PublishedHead | None, int | None]:
-        """:meth:`read`, and the slot holding the head (None: no slotted file)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return None, None
+            return None
         except OSError as exc:
             raise RollbackError(f"{self.path} cannot be read: {exc}") from None
-        return _decode(data, self.path)
+        return _decode(data, self.path)[0]
 
     def check(self, snap: ReadTxn, origin: str | None) -> PublishedHead | None:
         """Refuse (RollbackError) a database that does not hold the recorded
@@ -195,18 +191,19 @@ class PublishedRecord:
     def _publish_locked(self, record: PublishedHead) -> None:
         """Under the flock: overwrite the older slot in place, or write a
         whole new file (none yet, unreadable, or a record too big)."""
+        data = record.encode()
+        encoded = _encode_slot(data)
         try:
             fd = os.open(self.path, os.O_RDWR)
         except FileNotFoundError:
-            self._replace(record)
+            self._replace(record, data, encoded)
             return
         try:
             current, slot = self._current(fd)
             if current is not None and current.size >= record.size:
                 return  # another process on this database recorded a newer head
-            encoded = _encode_slot(record.encode())
             if encoded is None or slot is None:
-                self._replace(record)
+                self._replace(record, data, encoded)
                 return
             offset = (1 - slot) * SLOT
             if os.pwrite(fd, encoded, offset) != SLOT:
@@ -238,11 +235,10 @@ class PublishedRecord:
             self._mine = (data, slot, head)
         return head, slot
 
-    def _replace(self, record: PublishedHead) -> None:
+    def _replace(self, record: PublishedHead, data: bytes, encoded: bytes | None) -> None:
         """A whole new file (temporary file, fsync, rename, directory fsync):
-        both slots hold ``record``; the JSON alone if it does not fit a slot."""
-        data = record.encode()
-        encoded = _encode_slot(data)
+        both slots hold ``record`` (``data``, as slot ``encoded``); the JSON
+        alone if it does not fit a slot (``encoded`` None)."""
         content = data if encoded is None else encoded + encoded
         write_file(self.path, content, 0o644, replace=True)
         self._mine = None if encoded is None else (content, 0, record)

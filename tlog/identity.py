@@ -83,6 +83,7 @@ class LogIdentity:
     @cached_property
     def _sign_set(self) -> Callable[[bytes], bytes]:
         # One SET per entry: the hot signature of the write path (tlog.sodium).
+        # For an Ed25519 key it is the raw signature, and checkpoints use it too.
         if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
             return SodiumEd25519Signer(self.private_key).sign
         return partial(sign_set, self.private_key)

@@ -462,7 +462,7 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
             "parsed keys are cached by their PEM bytes; the response is rendered from a "
             "template (byte-identical to json.dumps, tested); SETs are signed once, at "
             "integration (libsodium), and stored, so reads no longer sign; the WAL is copied "
-            "into the database every 8,192 pages instead of SQLite's 1,000; the "
+            "into the database every 32,768 pages instead of SQLite's 1,000; the "
             "published-checkpoint record is overwritten in place (one of two slots) and not "
             "decoded again while it holds what the server last wrote; a checkpoint is signed "
             "once for both of its note lines (libsodium).")

@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +53,7 @@ _KEY = struct.Struct(">H")
 _REPLY = struct.Struct(">QBQqQ32sqIBBH")
 HASH = 32
 MAX_FRAME = 64 << 20
+SEND_TIMEOUT_S = 10.0
 
 OK, DUPLICATE, POOL_FULL, HALTED, STORAGE, ERROR = range(6)
 
@@ -187,9 +191,34 @@ class _Frames(asyncio.Protocol):
 # -- the sequencer process's side ---------------------------------------------------------
 
 class _ServerLink(_Frames):
+    """One worker's link. Requests are read on the event loop; replies are
+    written by the sequencer's writer thread (this is its
+    :class:`~tlog.sequencer.Answerer`) straight to the socket, the moment a
+    batch is durable, so that they never wait for the event loop's thread.
+    Every write, from either thread, goes through one lock and a blocking
+    socket with a timeout: a worker that stops reading for
+    ``SEND_TIMEOUT_S`` loses its link (and exits) rather than stall the log."""
+
     def __init__(self, sequencer: Sequencer) -> None:
         super().__init__()
         self._sequencer = sequencer
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._loop = asyncio.get_running_loop()
+        sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        sock.settimeout(SEND_TIMEOUT_S)
+        self._sock = sock
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
 
     def frame_received(self, frame: bytes) -> None:
         try:
@@ -199,28 +228,41 @@ class _ServerLink(_Frames):
             self.transport.close()
             return
         try:
-            fut = self._sequencer.enqueue(entry)
+            self._sequencer.enqueue_to(entry, self, req_id)
         except PoolFullError as exc:
-            self.send(encode_reply(req_id, POOL_FULL, message=str(exc)))
-            return
+            self._write([encode_reply(req_id, POOL_FULL, message=str(exc))])
         except SequencerHaltedError as exc:
-            self.send(encode_reply(req_id, HALTED, message=str(exc)))
-            return
-        fut.add_done_callback(lambda f, req_id=req_id: self._done(req_id, f))
+            self._write([encode_reply(req_id, HALTED, message=str(exc))])
 
-    def _done(self, req_id: int, fut: asyncio.Future) -> None:
-        if self.closed:
-            return
-        exc = fut.exception()
-        if exc is None:
-            done: Integrated = fut.result()
-            self.send(encode_reply(req_id, DUPLICATE if done.duplicate else OK, done))
-        elif isinstance(exc, SequencerHaltedError):
-            self.send(encode_reply(req_id, HALTED, message=str(exc)))
-        elif isinstance(exc, StorageError):
-            self.send(encode_reply(req_id, STORAGE, message=str(exc)))
-        else:
-            self.send(encode_reply(req_id, ERROR, message=f"{type(exc).__name__}: {exc}"))
+    def answer(self, outcomes: list[tuple[object, Integrated | Exception]]) -> None:
+        """In the writer thread: one batch's replies, in one write."""
+        self._write([_reply_frame(req_id, outcome) for req_id, outcome in outcomes])
+
+    def _write(self, frames: list[bytes]) -> None:
+        with self._lock:
+            if self._sock is None:
+                return
+            try:
+                self._sock.sendall(b"".join(frames))
+                return
+            except OSError as exc:  # timeout, or the worker went away
+                log.error("dropping the link to a worker: %s", exc)
+                self._sock.close()
+                self._sock = None
+        try:
+            self._loop.call_soon_threadsafe(self.transport.close)
+        except RuntimeError:  # the event loop is closed
+            pass
+
+
+def _reply_frame(req_id: int, outcome: Integrated | Exception) -> bytes:
+    if isinstance(outcome, Integrated):
+        return encode_reply(req_id, DUPLICATE if outcome.duplicate else OK, outcome)
+    if isinstance(outcome, SequencerHaltedError):
+        return encode_reply(req_id, HALTED, message=str(outcome))
+    if isinstance(outcome, StorageError):
+        return encode_reply(req_id, STORAGE, message=str(outcome))
+    return encode_reply(req_id, ERROR, message=f"{type(outcome).__name__}: {outcome}")
 
 
 class SequencerServer:

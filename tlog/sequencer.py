@@ -20,8 +20,12 @@ a busy one in larger batches. The writer takes its next batch itself, from a
 thread-safe queue, the moment the last one is committed: it never waits for
 the event loop to be scheduled to hand it one (under load, that hand-over
 left the writer asleep a quarter of the time). The event loop only queues
-entries and, once a batch is durable, answers its waiters. A waiter that
-goes away never cancels its batch: the futures belong to the sequencer.
+entries and, once a batch is durable, answers its waiters. Entries from the
+HTTP worker processes (:mod:`tlog.seqlink`) are answered by the writer
+thread itself (an :class:`Answerer`), so their replies never wait for the
+event loop's thread, which needs the interpreter lock the writer holds. A
+waiter that goes away never cancels its batch: the futures belong to the
+sequencer.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tlog_client.compact import CompactRange
 from tlog_client.proof import right_edge
@@ -65,6 +70,19 @@ class Integrated:
     set_signature: bytes | None = None  # signed and stored at integration
 
 
+class Answerer(Protocol):
+    """Receives, in the writer thread, the outcome of each entry it queued
+    with :meth:`Sequencer.enqueue_to`: once per batch, as ``(tag, result or
+    exception)`` pairs in queue order. It must not block for long and must
+    not raise (an error is logged and the writer goes on)."""
+
+    def answer(self, outcomes: list[tuple[object, Integrated | Exception]]) -> None: ...
+
+
+# A queued entry: (entry, None, future on the event loop) or (entry, answerer, tag).
+_Item = tuple[NewEntry, Answerer | None, object]
+
+
 class Sequencer:
     """Owns the writer thread and the in-memory right edge of the tree."""
 
@@ -83,10 +101,9 @@ class Sequencer:
         self._batch_size = batch_size
         self._pool_size = pool_size
         self._batch_delay = batch_delay_ms / 1000
-        # (entry, future) pairs from the event loop to the writer thread; the
-        # futures are only ever touched on the event loop. None: stop.
-        self._queue: queue.SimpleQueue[tuple[NewEntry, asyncio.Future] | None] = \
-            queue.SimpleQueue()
+        # Entries for the writer thread (see _Item); futures are only ever
+        # touched on the event loop. None: stop.
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._halted: str | None = None
@@ -113,13 +130,16 @@ class Sequencer:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
         self._halted = self._halted or "shut down"
+        left = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None and not item[1].done():
-                item[1].set_exception(SequencerHaltedError("the log is shutting down"))
+            if item is not None:
+                left.append(item)
+        stopped = SequencerHaltedError("the log is shutting down")
+        self._deliver(left, [stopped] * len(left))
 
     @property
     def head(self) -> StoredCheckpoint | None:
@@ -149,13 +169,19 @@ class Sequencer:
         SequencerHaltedError at once (for callers that are not coroutines:
         the link from HTTP worker processes, tlog.seqlink). Precondition:
         called on the event loop that started the sequencer."""
+        fut = self._loop.create_future()
+        self.enqueue_to(entry, None, fut)
+        return fut
+
+    def enqueue_to(self, entry: NewEntry, answerer: Answerer | None, tag: object) -> None:
+        """Queue ``entry``; its outcome goes to ``answerer`` (in the writer
+        thread) with ``tag``; with ``answerer`` None, ``tag`` is a future of
+        the event loop. Raises PoolFullError or SequencerHaltedError at once."""
         if self._halted:
             raise SequencerHaltedError(self._halted)
         if self._queue.qsize() >= self._pool_size:
             raise PoolFullError("too many pending submissions")
-        fut = self._loop.create_future()
-        self._queue.put((entry, fut))
-        return fut
+        self._queue.put((entry, answerer, tag))
 
     # -- writer thread ---------------------------------------------------------------
 
@@ -166,17 +192,40 @@ class Sequencer:
             batch = self._take()
             if batch is None:
                 return
-            entries = [e for e, _ in batch]
             try:
-                results = self._integrate(entries)
+                results: list = self._integrate([item[0] for item in batch])
             except Exception as exc:  # failed commit: nobody is acknowledged
                 log.exception("batch of %d failed", len(batch))
-                self._answer(self._fail, batch, exc)
-                continue
-            self.batches += 1
-            self._answer(self._succeed, batch, results)
+                results = [exc] * len(batch)
+            else:
+                self.batches += 1
+            self._deliver(batch, results)
 
-    def _take(self) -> list[tuple[NewEntry, asyncio.Future]] | None:
+    def _deliver(self, batch: list[_Item], outcomes: list) -> None:
+        """Each outcome to its answerer (here, in the calling thread) or
+        future (on the event loop)."""
+        futures: list[tuple[asyncio.Future, object]] = []
+        by_answerer: dict[Answerer, list[tuple[object, object]]] = {}
+        for (_, answerer, tag), outcome in zip(batch, outcomes):
+            if answerer is None:
+                futures.append((tag, outcome))
+            else:
+                by_answerer.setdefault(answerer, []).append((tag, outcome))
+        for answerer, outs in by_answerer.items():
+            try:
+                answerer.answer(outs)
+            except Exception:
+                log.exception("could not answer %d entries", len(outs))
+        if futures:
+            if threading.current_thread() is self._thread:
+                try:
+                    self._loop.call_soon_threadsafe(_settle, futures)
+                except RuntimeError:  # the event loop is closed: nobody is waiting
+                    pass
+            else:
+                _settle(futures)
+
+    def _take(self) -> list[_Item] | None:
         """The next batch (waits for one entry; then takes what is queued,
         up to batch_size), or None to stop."""
         first = self._queue.get()
@@ -196,25 +245,6 @@ class Sequencer:
         except queue.Empty:
             pass
         return batch
-
-    def _answer(self, fn: Callable, batch: list, outcome: object) -> None:
-        try:
-            self._loop.call_soon_threadsafe(fn, batch, outcome)
-        except RuntimeError:  # the event loop is closed: nobody is waiting
-            pass
-
-    @staticmethod
-    def _succeed(batch: list[tuple[NewEntry, asyncio.Future]],
-                 results: list[Integrated]) -> None:
-        for (_, fut), result in zip(batch, results):
-            if not fut.done():
-                fut.set_result(result)
-
-    @staticmethod
-    def _fail(batch: list[tuple[NewEntry, asyncio.Future]], exc: Exception) -> None:
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_exception(exc)
 
     def _load(self) -> StoredCheckpoint:
         with self._storage.snapshot() as snap:
@@ -267,3 +297,14 @@ class Sequencer:
         return [Integrated(p.index, p.integrated_time, head, proof, p.duplicate,
                            p.set_signature)
                 for p, proof in zip(batch.placed, proofs)]
+
+
+def _settle(futures: list[tuple[asyncio.Future, object]]) -> None:
+    """On the event loop: each future gets its result or exception."""
+    for fut, outcome in futures:
+        if fut.done():  # its waiter went away
+            continue
+        if isinstance(outcome, Exception):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)

@@ -58,3 +58,29 @@ async def test_a_cancelled_caller_is_skipped():
     first.cancel()
     assert await second == 2
     assert calls == [2] and first.cancelled()
+
+
+@pytest.mark.parametrize("count, max_items, runs", [
+    (10, 0, 1), (10, 16, 1), (16, 16, 1), (17, 16, 2), (40, 16, 3), (40, 1, 40), (7, 3, 3)])
+async def test_runs_are_bounded_by_max_items(count, max_items, runs):
+    seen: list[int] = []
+    batch = TurnBatch(lambda item: seen.append(item) or -item, max_items=max_items)
+    results = await asyncio.gather(*(batch.run(i) for i in range(count)))
+    assert results == [-i for i in range(count)] and seen == list(range(count))
+    assert (batch.turns, batch.items) == (runs, count)
+
+
+async def test_callers_of_a_run_go_on_before_the_next_run():
+    """What the first run's callers queue when they resume (in the server:
+    the link's write to the sequencer) runs before the second run."""
+    order: list[str] = []
+    batch = TurnBatch(lambda item: order.append(f"run {item}") or item, max_items=2)
+
+    async def caller(item: int) -> None:
+        await batch.run(item)
+        asyncio.get_running_loop().call_soon(order.append, f"sent {item}")
+
+    await asyncio.gather(*(caller(i) for i in range(5)))
+    await asyncio.sleep(0)
+    assert order == ["run 0", "run 1", "sent 0", "sent 1", "run 2", "run 3",
+                     "sent 2", "sent 3", "run 4", "sent 4"]

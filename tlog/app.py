@@ -93,15 +93,17 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
 
 
 def build_http_app(config: Config, storage: Storage, identity: LogIdentity, sequencer,
-                   clock: Callable[[], float] = time.time) -> web.Application:
+                   clock: Callable[[], float] = time.time, *,
+                   parse_run: int = 0) -> web.Application:
     """The HTTP application over an open log; ``sequencer`` is the
     :class:`Sequencer` or, in a worker process, its stand-in
-    (:class:`tlog.seqlink.RemoteSequencer`)."""
+    (:class:`tlog.seqlink.RemoteSequencer`); ``parse_run``: see
+    :class:`tlog.api.LogApi`."""
     metrics = Metrics()
     guard = ConnectionGuard(config.header_timeout_s)
     app = web.Application(client_max_size=config.max_body,
                           middlewares=[_guard_middleware(guard), make_error_middleware(metrics)])
-    api = LogApi(config, storage, identity, sequencer, metrics, clock)
+    api = LogApi(config, storage, identity, sequencer, metrics, clock, parse_run=parse_run)
     add_routes(app, api)
     app[API_KEY] = api
     app[GUARD_KEY] = guard

@@ -46,6 +46,7 @@ def _worker_main(config: Config, link: str, sequencer_pid: int) -> None:
 
 async def _worker(config: Config, link: Path, sequencer_pid: int,
                   clock: Callable[[], float] = time.time) -> None:
+    from .api import PARSE_RUN
     from .app import (build_http_app, start_http, stop_event, stop_http, tune_gc,
                       warm_node_cache)
     from .identity import load_or_create
@@ -57,7 +58,7 @@ async def _worker(config: Config, link: Path, sequencer_pid: int,
         stop = stop_event()
         remote = RemoteSequencer(link, storage, on_lost=stop.set)
         await remote.start(gone=lambda: os.getppid() != sequencer_pid)
-        app = build_http_app(config, storage, identity, remote, clock)
+        app = build_http_app(config, storage, identity, remote, clock, parse_run=PARSE_RUN)
         tune_gc()
         runner, server = await start_http(app, config, reuse_port=True)
         warm_node_cache(storage)

@@ -10,7 +10,10 @@ sequencer process, whose :class:`~tlog.sequencer.Sequencer` batches entries
 from every worker as it does in one process; the reply carries the entry's
 index, the checkpoint of its batch and the inclusion proof the sequencer
 verified (I5). A worker acknowledges nothing the sequencer has not reported
-durable.
+durable. The sequencer process reads requests on its event loop and writes
+the replies from its writer thread, one write per worker per batch, the
+moment the batch is durable (:class:`_ServerLink`); a worker writes its
+requests once per event-loop turn.
 
 The socket lives in a private directory (mode 0700, created by the
 sequencer process), since whoever can write to it can log entries without
@@ -142,8 +145,8 @@ def decode_reply(frame: bytes, checkpoints: dict[int, StoredCheckpoint]
 
 
 class _Frames(asyncio.Protocol):
-    """Length-prefixed frames in both directions; replies are coalesced
-    into one write per event-loop turn."""
+    """Length-prefixed frames in both directions; :meth:`send` coalesces
+    frames into one write per event-loop turn (the worker's requests)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None

@@ -73,8 +73,9 @@ class Integrated:
 class Answerer(Protocol):
     """Receives, in the writer thread, the outcome of each entry it queued
     with :meth:`Sequencer.enqueue_to`: once per batch, as ``(tag, result or
-    exception)`` pairs in queue order. It must not block for long and must
-    not raise (an error is logged and the writer goes on)."""
+    exception)`` pairs in queue order. The next batch waits for it, so it
+    must bound any wait (the link's writes time out) and must not raise (an
+    error is logged and the writer goes on)."""
 
     def answer(self, outcomes: list[tuple[object, Integrated | Exception]]) -> None: ...
 
@@ -118,6 +119,9 @@ class Sequencer:
         the size-0 checkpoint of a new log, and start integrating."""
         self._loop = asyncio.get_running_loop()
         head = await asyncio.to_thread(self._load)
+        # A daemon: if the process exits without stop(), a batch cut short
+        # is a crash SQLite survives (the transaction is all or nothing) and
+        # nobody was answered for it.
         self._thread = threading.Thread(target=self._run, name="tlog-writer", daemon=True)
         self._thread.start()
         return head
@@ -186,8 +190,8 @@ class Sequencer:
     # -- writer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        """The writer thread: take a batch, integrate it, hand the outcome
-        to the event loop; until stop() queues None."""
+        """The writer thread: take a batch, integrate it, give each waiter
+        its outcome; until stop() queues None."""
         while True:
             batch = self._take()
             if batch is None:

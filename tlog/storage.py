@@ -166,9 +166,11 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
         # and search indexes, and a page written by many batches is copied
         # once per checkpoint. Measured on batches of 27 entries, 40,000
         # entries: commit CPU 45-46 us per entry at 8,192 pages, 38-39 at
-        # 32,768 (and 48-54 at 1,000). Crash recovery (kill -9, the WAL index
-        # rebuilt from a full 128 MiB WAL) opened the log in 10-15 ms here;
-        # the WAL file stays at that size on disk.
+        # 32,768 (48-54 at 1,000, measured earlier on batches of 35). A log
+        # left by a process that never closed it, with a full 128 MiB WAL
+        # and its WAL index deleted (so SQLite rebuilds it from the whole
+        # WAL), opened and read its head in 9-13 ms here. The WAL file stays
+        # at that size on disk.
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     return conn
 

@@ -16,9 +16,8 @@ parsed inside each request, about 303 µs in turn batches.
 
 ``max_items`` bounds a run: with ``--workers``, each item's caller goes on
 to forward the entry to the sequencer, and a burst of 30 parsed before any
-is forwarded leaves the sequencer waiting (both cores: about 11 % of the
-machine idle with unbounded runs, 7 % with runs of 16). A single-process
-server leaves runs unbounded (:data:`tlog.api.PARSE_RUN`).
+is forwarded leaves the sequencer waiting. The API sets the bound, and why
+(measured), at :data:`tlog.api.PARSE_RUN`.
 
 An item waits for at most the rest of its turn (or the runs queued before
 it). The function runs on the event loop, as it did inside the handler; its

@@ -1,11 +1,11 @@
 """Work that arrives during one event-loop turn, run back to back at its end.
 
-A submission's parsing is mostly its signature check (ECDSA P-256: OpenSSL
-reads about 150 KB of precomputed tables per verification) and a few
-thousand lines of strict parsing. Run inside each request, between aiohttp's
-own work for that request, those tables and that code are evicted from the
-CPU caches every time, and the same check costs half as much again as it
-does in a loop. :class:`TurnBatch` collects the items handed to it while the
+A submission's parsing is mostly its signature check (ECDSA P-256: OpenSSL's
+nistz256 code reads precomputed tables of about 150 KB) and strict parsing.
+Run inside each request, between aiohttp's own work for that request, the
+same check costs half as much again as in a loop (about 120 against 77 µs
+here; by all appearances those tables and that code are evicted from the CPU
+caches each time). :class:`TurnBatch` collects the items handed to it while the
 event loop runs one turn's callbacks (a burst of requests arrives together)
 and runs them one after another in a callback at the end of that turn.
 

@@ -193,17 +193,42 @@ def expect_object(value: object, path: str, *, required: tuple[str, ...] = (),
     member named ``url`` gets a message saying that nothing is ever fetched."""
     if not isinstance(value, dict):
         raise FormatError(path or ROOT, f"must be a JSON object, not {type_name(value)}")
-    allowed = set(required) | set(optional)
-    for key in value:
-        if key not in allowed:
-            _reject_unknown(path, key)
-    for key in (*required, *optional):
-        if key in value and value[key] is None:
-            raise FormatError(join_path(path, key), "must not be null")
-    for key in required:
-        if key not in value:
-            raise FormatError(join_path(path, key), "required field is missing")
+    allowed, needed = _member_sets(required, optional)
+    # Set comparisons first (the write path checks several objects per
+    # submission); the loops below only find the member an error names.
+    if not value.keys() <= allowed:
+        for key in value:
+            if key not in allowed:
+                _reject_unknown(path, key)
+    if None in value.values():
+        for key in (*required, *optional):
+            if key in value and value[key] is None:
+                raise FormatError(join_path(path, key), "must not be null")
+    if not needed <= value.keys():
+        for key in required:
+            if key not in value:
+                raise FormatError(join_path(path, key), "required field is missing")
     return value
+
+
+_member_cache: dict[tuple[tuple[str, ...], tuple[str, ...]],
+                    tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _member_sets(required: tuple[str, ...], optional: tuple[str, ...]
+                 ) -> tuple[frozenset[str], frozenset[str]]:
+    """(allowed, required) members as sets; the schemas are constants in
+    the code, so this holds a few dozen entries at most."""
+    key = (required, optional)
+    try:
+        sets = _member_cache.get(key)
+    except TypeError:  # lists: not cached
+        return frozenset(required) | frozenset(optional), frozenset(required)
+    if sets is None:
+        sets = (frozenset(required) | frozenset(optional), frozenset(required))
+        if len(_member_cache) < 1024:  # a caller building tuples cannot grow it unbounded
+            _member_cache[key] = sets
+    return sets
 
 
 def _reject_unknown(path: str, key: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import LogApi, add_routes, make_error_middleware
+from .api import LogApi, add_routes, make_request_middleware
 from .config import Config
 from .connguard import ConnectionGuard
 from .identity import LogIdentity, load_or_create
@@ -49,19 +49,6 @@ class _ClientProtocolErrors(logging.Filter):
 # Typed application keys (aiohttp's web.AppKey): the handlers and the slow-client guard.
 API_KEY = web.AppKey("api", LogApi)
 GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
-
-
-def _guard_middleware(guard: ConnectionGuard):
-    """Tell the slow-client guard when each request starts and ends."""
-    @web.middleware
-    async def guarded(request: web.Request, handler) -> web.StreamResponse:
-        transport = request.transport
-        guard.request_started(transport)
-        try:
-            return await handler(request)
-        finally:
-            guard.request_finished(transport)
-    return guarded
 
 
 async def open_log(config: Config, clock: Callable[[], float] = time.time
@@ -102,7 +89,7 @@ def build_http_app(config: Config, storage: Storage, identity: LogIdentity, sequ
     metrics = Metrics()
     guard = ConnectionGuard(config.header_timeout_s)
     app = web.Application(client_max_size=config.max_body,
-                          middlewares=[_guard_middleware(guard), make_error_middleware(metrics)])
+                          middlewares=[make_request_middleware(metrics, guard)])
     api = LogApi(config, storage, identity, sequencer, metrics, clock, parse_run=parse_run)
     add_routes(app, api)
     app[API_KEY] = api

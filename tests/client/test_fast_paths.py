@@ -4,7 +4,11 @@
   refusal) on every value, plain ones and those it must hand over;
 - strict base64 decoding accepts exactly the canonical standard encodings;
 - loads_strict's shortcut never skips a depth or surrogate refusal;
-- a cached parsed key is the key the bytes give.
+- a cached parsed key is the key the bytes give;
+- lowercase hex decoding (a round trip through ``bytes.fromhex``) accepts
+  exactly what the regular expression it replaced accepted;
+- expect_object (set comparisons first) raises exactly the error, naming
+  exactly the member, of the member-by-member loops it replaced.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlog_client.encoding import b64decode_std
+from tlog_client.encoding import b64decode_std, hex_decode_lower
 from tlog_client.errors import FormatError
-from tlog_client.jsonstrict import loads_strict
+from tlog_client.jsonstrict import expect_object, join_path, loads_strict
 from tlog_client.rekor import canonical_json
 
 keys = st.one_of(st.text(max_size=8), st.sampled_from(["a", "B", "_", "é", "\U0001f600",
@@ -150,3 +154,65 @@ def test_set_payload_template_is_the_canonical_json(body, t, index, log_id):
             set_payload(b64, t, log_id.hex(), index)
     else:
         assert set_payload(b64, t, log_id.hex(), index) == want
+
+
+HEX_LOWER = re.compile(r"(?:[0-9a-f]{2})*\Z")
+hex_texts = st.one_of(
+    st.text(alphabet="0123456789abcdefABCDEF \t\n\r\x0b\x0cg-", max_size=12),
+    st.text(max_size=6),
+    st.binary(max_size=8).map(bytes.hex),
+    st.binary(max_size=8).map(lambda b: b.hex().upper()),
+    st.binary(max_size=8).map(lambda b: " ".join(f"{x:02x}" for x in b)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(hex_texts)
+def test_hex_accepts_exactly_lowercase_hex(text):
+    if HEX_LOWER.match(text):
+        assert hex_decode_lower(text, "f") == bytes.fromhex(text)
+    else:
+        with pytest.raises(FormatError, match="^f: not lowercase hexadecimal"):
+            hex_decode_lower(text, "f")
+
+
+@pytest.mark.parametrize("value", [b"ab", None, 12, ["ab"], bytearray(b"ab")])
+def test_hex_refuses_what_is_not_text(value):
+    with pytest.raises(FormatError, match="^f: not lowercase hexadecimal"):
+        hex_decode_lower(value, "f")
+
+
+def expect_object_loops(value, path, required, optional):
+    """The member-by-member checks expect_object made before its set
+    comparisons (the reference; value is a dict)."""
+    allowed = set(required) | set(optional)
+    for key in value:
+        if key not in allowed:
+            return join_path(path, key)
+    for key in (*required, *optional):
+        if key in value and value[key] is None:
+            return join_path(path, key)
+    for key in required:
+        if key not in value:
+            return join_path(path, key)
+    return None
+
+
+members = st.sampled_from(["a", "b", "c", "d", "url"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.dictionaries(members, st.one_of(st.none(), st.integers(0, 2)), max_size=5),
+       st.lists(members, max_size=3, unique=True), st.lists(members, max_size=3, unique=True))
+def test_expect_object_names_what_the_loops_named(value, required, optional):
+    required, optional = tuple(required), tuple(k for k in optional if k not in required)
+    want = expect_object_loops(value, "x", required, optional)
+    if want is None:
+        assert expect_object(value, "x", required=required, optional=optional) is value
+    else:
+        with pytest.raises(FormatError) as caught:
+            expect_object(value, "x", required=required, optional=optional)
+        assert caught.value.field == want
+    # Lists where tuples are expected: the same answer, just not cached.
+    if want is None:
+        assert expect_object(value, "x", required=list(required),
+                             optional=list(optional)) is value

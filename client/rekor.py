@@ -136,9 +136,16 @@ def _check_tree_id(tree_id: object, field: str) -> int:
 def entry_id(tree_id: int, uuid: str) -> str:
     """The 80-hex EntryID: ``%016x`` of ``tree_id`` (1 <= tree_id < 2^63)
     followed by the 64-lowercase-hex ``uuid``."""
-    _check_tree_id(tree_id, "treeID")
+    prefix = entry_id_prefix(tree_id)
     hex_decode_lower(uuid, "uuid", length=HASH_SIZE)
-    return f"{tree_id:016x}{uuid}"
+    return prefix + uuid
+
+
+def entry_id_prefix(tree_id: int) -> str:
+    """The first 16 hex digits of every EntryID of the log ``tree_id``: a
+    log that makes its UUIDs with ``bytes.hex()`` appends them to this."""
+    _check_tree_id(tree_id, "treeID")
+    return f"{tree_id:016x}"
 
 
 @dataclass(frozen=True)

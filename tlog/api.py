@@ -22,7 +22,7 @@ from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
 from tlog_client.compact import CompactRange
 from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
-                               parse_entry_ref, set_payload)
+                               entry_id_prefix, parse_entry_ref, set_payload)
 from tlog_client.tiles import (EntryBundle, Tile, encode_entry_bundle, parse_tile_path,
                                require_tile_in_tree)
 from tlog_client.verify import verify_inclusion
@@ -86,6 +86,7 @@ class LogApi:
         self.metrics = metrics
         self.clock = clock
         self.log_id = identity.log_id
+        self._id_prefix = entry_id_prefix(identity.tree_id)
         self.write_limiter = WriteRateLimiter(config.write_rate, config.write_burst)
         # Submissions that arrive together are parsed and verified together,
         # at the end of the event-loop turn (see tlog.turnbatch: the CPU caches).
@@ -129,11 +130,12 @@ class LogApi:
 
     def _submission_json(self, entry: NewEntry, done: Integrated, uuid: str) -> bytes:
         """The LogEntry answering a submission, rendered from its parts (the
-        hot path: no LogEntry or proof objects are built for it)."""
+        hot path: no LogEntry or proof objects are built for it). ``uuid``
+        is ``entry.leaf_hash.hex()``, so the EntryID needs no check."""
         cp = done.checkpoint
         body_b64 = b64encode_std(entry.body)
         return render_log_entry(
-            entry_id(self.identity.tree_id, uuid), body_b64, done.integrated_time,
+            self._id_prefix + uuid, body_b64, done.integrated_time,
             self.log_id, done.index, cp.root, cp.size, done.proof, cp.note.decode(),
             self._set_signature(done.set_signature, body_b64, done.integrated_time,
                                 done.index), entry.attestation)

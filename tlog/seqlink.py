@@ -128,8 +128,9 @@ def decode_reply(frame: bytes, checkpoints: dict[int, StoredCheckpoint]
     pos = _REPLY.size
     note = frame[pos:pos + note_len]
     pos += note_len
-    proof = tuple(frame[pos + k * HASH:pos + (k + 1) * HASH] for k in range(nproof))
-    pos += nproof * HASH
+    end = pos + nproof * HASH
+    proof = tuple([frame[k:k + HASH] for k in range(pos, end, HASH)])
+    pos = end
     sig = frame[pos:pos + set_len] or None
     pos += set_len
     message = frame[pos:pos + msg_len].decode(errors="replace")

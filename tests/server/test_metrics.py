@@ -1,11 +1,14 @@
 """Request counting (tlog.metrics): the samples /metrics renders, and the
-bound on series that client-chosen methods could otherwise grow."""
+bound on series that client-chosen methods could otherwise grow; the
+submission latency histogram renders what prometheus_client's Histogram did."""
 
 from __future__ import annotations
 
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tlog.metrics import MAX_REQUEST_SERIES, Metrics
+from tlog.metrics import MAX_REQUEST_SERIES, Metrics, SubmissionLatency
 
 
 def _requests(metrics: Metrics) -> dict[tuple[str, str, str], float]:
@@ -33,3 +36,28 @@ def test_series_are_bounded():
     assert len(got) == MAX_REQUEST_SERIES + 1
     assert got[("other", "unmatched", "405")] == 50
     assert got[("M0", "unmatched", "405")] == 2
+
+
+def _without_created(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "_created" not in line]
+
+
+@pytest.mark.parametrize("seconds", [
+    [], [0.0], [0.001], [0.0010001], [0.0025, 0.005, 0.01], [2.5], [2.5000001, 1e9],
+    [0.0004, 0.003, 0.003, 0.07, 0.3, 0.9, 1.0, 1.7, 4.0],
+])
+def test_submission_histogram_renders_as_prometheus_histogram(seconds):
+    registry = CollectorRegistry()
+    reference = Histogram(SubmissionLatency.NAME, SubmissionLatency.DOC,
+                          buckets=SubmissionLatency.BUCKETS, registry=registry)
+    metrics = Metrics()
+    for value in seconds:
+        reference.observe(value)
+        metrics.observe_submission(value)
+    ours = metrics.render()[0].decode()
+    theirs = generate_latest(registry).decode()
+    assert _without_created(theirs) == [
+        line for line in _without_created(ours) if SubmissionLatency.NAME in line]
+    created = {f.name: f for f in text_string_to_metric_families(ours)}[
+        f"{SubmissionLatency.NAME}_created"]
+    assert created.type == "gauge" and created.samples[0].value > 0

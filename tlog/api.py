@@ -400,7 +400,8 @@ def make_request_middleware(metrics: Metrics, guard: ConnectionGuard):
     """The one middleware: tells the slow-client ``guard`` when a request
     starts and ends, answers errors in JSON and counts the request. One
     coroutine rather than one per concern: each middleware is a frame more
-    on every request (with three, they cost about 10 us of a submission)."""
+    on every request (canned responses: about 3 us less per request than
+    with two, 5 interleaved pairs)."""
     @web.middleware
     async def serve(request: web.Request, handler: Handler) -> web.StreamResponse:
         transport = request.transport

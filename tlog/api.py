@@ -90,8 +90,10 @@ class LogApi:
         self.write_limiter = WriteRateLimiter(config.write_rate, config.write_burst)
         # Submissions that arrive together are parsed and verified together,
         # at the end of the event-loop turn (see tlog.turnbatch: the CPU caches).
-        self.entry_parsing: TurnBatch[bytes, entrytypes.Proposed] = TurnBatch(
-            self._parse_entry, max_items=parse_run)
+        # Two passes: every submission of a run parsed, then their signatures
+        # checked back to back (tlog.turnbatch).
+        self.entry_parsing: TurnBatch[bytes, entrytypes.Check] = TurnBatch(
+            self._prepare_entry, max_items=parse_run, then=_run_check)
 
     # -- entries -----------------------------------------------------------------
 
@@ -124,9 +126,10 @@ class LogApi:
                             content_type="application/json", headers={
             "Location": f"{API}/log/entries/{uuid}", "ETag": f'"{uuid}"'})
 
-    def _parse_entry(self, data: bytes) -> entrytypes.Proposed:
-        """A request body as a proposed entry, its signature verified."""
-        return entrytypes.parse_proposed(self._loads(data), self.config)
+    def _prepare_entry(self, data: bytes) -> entrytypes.Check:
+        """A request body parsed as a proposed entry; its check (the
+        signature) still to run (:func:`_run_check`)."""
+        return entrytypes.prepare_proposed(self._loads(data), self.config)
 
     def _submission_json(self, entry: NewEntry, done: Integrated, uuid: str) -> bytes:
         """The LogEntry answering a submission, rendered from its parts (the
@@ -379,6 +382,11 @@ def _json_index(value: object, field: str) -> int:
     if type(value) is not int or not 0 <= value <= MAX_INT64:
         raise FormatError(field, "must be an integer in [0, 2^63-1]")
     return value
+
+
+def _run_check(check: entrytypes.Check) -> entrytypes.Proposed:
+    """The second pass of a parsing run: the entry, its signature verified."""
+    return check()
 
 
 def _proposed_in_list(obj: object, where: str, config: Config) -> entrytypes.Proposed:

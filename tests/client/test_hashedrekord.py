@@ -13,8 +13,9 @@ from cryptography import x509
 
 from tlog_client.encoding import b64encode_std
 from tlog_client.errors import FormatError, SignatureError
-from tlog_client.hashedrekord import (API_VERSION, KIND, build_proposed, parse_canonical,
-                                      parse_proposed)
+from tlog_client.hashedrekord import (API_VERSION, KIND, HashedRekord, UnverifiedHashedRekord,
+                                      build_proposed, parse_canonical, parse_proposed,
+                                      parse_unverified)
 from tlog_client.jsonstrict import loads_strict
 from tlog_client.keys import OID_FULCIO_ISSUER_V2, spki_der
 from tlog_client.rekor import canonical_json
@@ -383,3 +384,59 @@ def test_build_proposed_checks_everything():
         build_proposed("sha256", digest.hex(), sig, spki_pem(ec_key()))
     with pytest.raises(FormatError, match="Ed25519"):
         build_proposed("sha256", digest, ed_key().sign(digest), spki_pem(ed_key()))
+
+
+# -- in two steps: parse_unverified, then verify ---------------------------------
+
+@pytest.mark.parametrize("name,make", VALID, ids=[v[0] for v in VALID])
+def test_two_steps_give_the_entry_parse_proposed_gives(name, make):
+    obj = make()
+    unverified = parse_unverified(obj)
+    assert isinstance(unverified, UnverifiedHashedRekord)
+    assert not isinstance(unverified, HashedRekord)
+    entry = unverified.verify()
+    assert type(entry) is HashedRekord and entry == parse_proposed(obj)
+
+
+def _flip_last_signature_byte(obj: dict) -> None:
+    sig = base64.b64decode(obj["spec"]["signature"]["content"])
+    obj["spec"]["signature"]["content"] = b64encode_std(sig[:-1] + bytes([sig[-1] ^ 1]))
+
+
+BAD_SIGNATURES = [
+    ("flipped byte", _flip_last_signature_byte),
+    ("another digest", lambda obj: obj["spec"]["data"]["hash"].__setitem__(
+        "value", digest_of("sha256", b"other").hex())),
+    ("another key", lambda obj: obj["spec"]["signature"]["publicKey"].__setitem__(
+        "content", b64encode_std(spki_pem(ec_key("secp256r1", 1))))),
+    ("garbage", lambda obj: obj["spec"]["signature"].__setitem__(
+        "content", b64encode_std(b"\x00" * 70))),
+]
+
+
+@pytest.mark.parametrize("name,spoil", BAD_SIGNATURES, ids=[b[0] for b in BAD_SIGNATURES])
+def test_a_bad_signature_is_found_by_verify_only(name, spoil):
+    """parse_unverified checks no signature: the same entry passes it and
+    fails verify, naming the field, as parse_proposed fails."""
+    obj = proposed()
+    spoil(obj)
+    unverified = parse_unverified(obj)
+    with pytest.raises(SignatureError) as info:
+        unverified.verify()
+    assert str(info.value).startswith("spec.signature.content: ")
+    with pytest.raises(SignatureError) as again:
+        parse_proposed(obj)
+    assert str(again.value) == str(info.value)
+
+
+@pytest.mark.parametrize("path,value,needle", BAD_VALUES)
+def test_parse_unverified_raises_the_format_errors(path, value, needle):
+    with pytest.raises(FormatError) as info:
+        parse_unverified(mutated(path, lambda parent, key: parent.__setitem__(key, value)))
+    assert info.value.field == path and needle in info.value.reason
+
+
+def test_parse_unverified_checks_the_key():
+    """Key checks (allow-list, Ed25519, chains) are parsing: no deferral."""
+    with pytest.raises(FormatError, match="1024 bits"):
+        parse_unverified(proposed(rsa_key(1024)))

@@ -84,3 +84,61 @@ async def test_callers_of_a_run_go_on_before_the_next_run():
     await asyncio.sleep(0)
     assert order == ["run 0", "run 1", "sent 0", "sent 1", "run 2", "run 3",
                      "sent 2", "sent 3", "run 4", "sent 4"]
+
+
+# -- two passes (then) ---------------------------------------------------------------
+
+def _then_or_raise(first: int) -> int:
+    if first == 0:
+        raise KeyError("zero after the first pass")
+    return first + 1
+
+
+@pytest.mark.parametrize("items", [[1], [1, 2, 3], [4, -1, 0, 5], [-2, 0], list(range(-3, 30))])
+async def test_then_gives_each_caller_its_own_outcome(items):
+    """A caller gets then(fn(item)); an exception from either pass reaches
+    that caller only (fn's: then never runs for it)."""
+    batch = TurnBatch(_double_or_raise, then=_then_or_raise)
+    outcomes = await asyncio.gather(*(batch.run(i) for i in items), return_exceptions=True)
+    for item, outcome in zip(items, outcomes):
+        if item < 0:
+            assert isinstance(outcome, ValueError)
+        elif item == 0:
+            assert isinstance(outcome, KeyError)
+        else:
+            assert outcome == item * 2 + 1
+
+
+@pytest.mark.parametrize("count, max_items", [(1, 0), (5, 0), (20, 16), (7, 3)])
+async def test_then_runs_after_every_first_pass_of_the_run(count, max_items):
+    """Within a run, every item's first pass comes before any second pass
+    (the server's signature checks back to back), each in arrival order."""
+    order: list[str] = []
+    batch = TurnBatch(lambda item: order.append(f"fn {item}") or item, max_items=max_items,
+                      then=lambda first: order.append(f"then {first}") or -first)
+    assert await asyncio.gather(*(batch.run(i) for i in range(count))) == \
+        [-i for i in range(count)]
+    run = max_items or count
+    expected = []
+    for start in range(0, count, run):
+        chunk = range(start, min(count, start + run))
+        expected += [f"fn {i}" for i in chunk] + [f"then {i}" for i in chunk]
+    assert order == expected
+
+
+async def test_then_skips_a_caller_cancelled_meanwhile():
+    """A caller cancelled while the first pass runs gets no second pass."""
+    seconds: list[int] = []
+    futures = []
+
+    def first(item: int) -> int:
+        if item == 1:
+            futures[2].cancel()  # the third caller goes away mid-run
+        return item
+
+    batch = TurnBatch(first, then=lambda f: seconds.append(f) or f)
+    futures.extend(batch.run(i) for i in range(4))
+    done = await asyncio.gather(*futures, return_exceptions=True)
+    assert seconds == [0, 1, 3]
+    assert done[:2] == [0, 1] and done[3] == 3
+    assert futures[2].cancelled()

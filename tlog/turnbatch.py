@@ -15,14 +15,14 @@ harness, to see the HTTP path alone): about 350 µs of CPU per submission
 parsed inside each request, about 303 µs in turn batches.
 
 A run can be two passes (``then``): ``fn`` over every item, then ``then``
-over each of their results, so that the second step of all items runs back
-to back too. The API parses every submission of a run first and checks
-their signatures after: parsing between two signature checks still evicted
-part of the tables. With ``--workers 2``, 128 clients, the check measured
-85 µs in the server with one pass (75 in a loop that parses between
-checks); two passes took 14 µs of server CPU off each entry and gave 3.4 %
-more entries/s (4 interleaved pairs, 4,150 -> 4,290/s; scripts/bench_writes.py
-measures the same path).
+over each of their results, so that each step runs back to back over the
+whole run. The API parses every submission of a run first and checks their
+signatures after, rather than alternating the parser's code and data with
+OpenSSL's. Measured in the server (``--workers 2``, 128 clients, the
+benchmark's entries), CPU per submission of a run: 137-142 µs in one pass,
+126-131 µs in two (the signature check itself measured 82-86 µs either
+way: the parsing got cheaper); 4 interleaved pairs of 6 s: 4,326 ->
+4,412 entries/s on average.
 
 ``max_items`` bounds a run: with ``--workers``, each item's caller goes on
 to forward the entry to the sequencer, and a burst of 30 parsed before any

@@ -99,9 +99,7 @@ class LogApi:
 
     async def create_entry(self, request: web.Request) -> web.Response:
         self._check_write_rate(request)
-        proposed = await self.entry_parsing.run(await self._body(request))
-        entry = NewEntry(proposed.leaf_hash, proposed.body, proposed.kind,
-                         proposed.index_keys, proposed.attestation)
+        entry = await self.entry_parsing.run(await self._body(request))
         # No pre-check for a duplicate here: the batch asks the database
         # once for all its entries (I4), and a repeat comes back as one.
         started = time.perf_counter()
@@ -384,12 +382,12 @@ def _json_index(value: object, field: str) -> int:
     return value
 
 
-def _run_check(check: entrytypes.Check) -> entrytypes.Proposed:
+def _run_check(check: entrytypes.Check) -> NewEntry:
     """The second pass of a parsing run: the entry, its signature verified."""
     return check()
 
 
-def _proposed_in_list(obj: object, where: str, config: Config) -> entrytypes.Proposed:
+def _proposed_in_list(obj: object, where: str, config: Config) -> NewEntry:
     """Parse a proposed entry that is an element of a request list; errors
     name the element (``entries[3].spec.signature.content``)."""
     try:

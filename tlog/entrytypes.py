@@ -8,7 +8,6 @@ type, enforces the server's limits and derives the search index keys.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tlog_client import dsse, hashedrekord, intoto002
 from tlog_client.errors import FormatError
@@ -16,20 +15,12 @@ from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_object, expect_str, loads_strict
 
 from .config import Config
+from .records import NewEntry
 from .search import builder_key, email_key, hash_key, key_key, predicate_key, subject_key
 
 
 class EntryTooLargeError(FormatError):
     """The canonical entry exceeds the leaf limit (answered 413)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Proposed:
-    kind: str
-    body: bytes  # canonical body: the leaf
-    leaf_hash: bytes
-    index_keys: tuple[str, ...]
-    attestation: bytes | None = None
 
 
 def _hashedrekord(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
@@ -95,14 +86,14 @@ def _intoto(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes 
 PARSERS = {hashedrekord.KIND: _hashedrekord, dsse.KIND: _dsse, intoto002.KIND: _intoto}
 
 
-def parse_proposed(obj: object, config: Config) -> Proposed:
+def parse_proposed(obj: object, config: Config) -> NewEntry:
     """Validate a proposed entry of any supported kind; raises FormatError
     (400), SignatureError (400) or EntryTooLargeError (413)."""
     return prepare_proposed(obj, config)()
 
 
 # The rest of a proposed entry's checks, run later: returns it, or raises.
-Check = Callable[[], Proposed]
+Check = Callable[[], NewEntry]
 
 
 def prepare_proposed(obj: object, config: Config) -> Check:
@@ -126,12 +117,12 @@ def prepare_proposed(obj: object, config: Config) -> Check:
 
 
 def _proposed(kind: str, parts: tuple[bytes, tuple[str, ...], bytes | None],
-              config: Config) -> Proposed:
+              config: Config) -> NewEntry:
     body, keys, attestation = parts
     if len(body) > config.max_leaf:
         raise EntryTooLargeError("body", f"canonical entry is {len(body)} bytes; the limit "
                                          f"is {config.max_leaf}")
-    return Proposed(kind, body, leaf_hash(body), keys, attestation)
+    return NewEntry(leaf_hash(body), body, kind, keys, attestation)
 
 
 def index_keys_of(kind: str, body: bytes, config: Config,

@@ -92,27 +92,22 @@ def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
     Raises ConsistencyError (I1), or StorageError from the transaction."""
     stored = txn.find_leaves([e.leaf_hash for e in entries])
     cr = CompactRange(0, prev.size, list(edge))
-    placed: list[Placed] = []
+    # Per entry: (index, time) of the copy already stored, or None (new).
+    repeats: list[tuple[int, int] | None] = []
     new: list[NewEntry] = []
     nodes: list[Node] = []
     for entry in entries:
         where = stored.get(entry.leaf_hash)
-        if where is not None:
-            placed.append(Placed(where[0], where[1], True))
-            continue
-        index = cr.end
-        stored[entry.leaf_hash] = (index, now)
-        new.append(entry)
-        cr.append(entry.leaf_hash, nodes)
-        placed.append(Placed(index, now, False))
+        repeats.append(where)
+        if where is None:
+            stored[entry.leaf_hash] = (cr.end, now)
+            new.append(entry)
+            cr.append(entry.leaf_hash, nodes)
     head = prev
+    sets = sign_sets([(e, prev.size + k) for k, e in enumerate(new)], now) \
+        if new and sign_sets else None
+    placed = _placed(repeats, prev.size, now, sets)
     if new:
-        sets = sign_sets([(e, prev.size + k) for k, e in enumerate(new)], now) \
-            if sign_sets else None
-        if sets is not None:
-            by_index = dict(zip(range(prev.size, cr.end), sets))
-            placed = [p if p.duplicate else Placed(p.index, now, False, by_index[p.index])
-                      for p in placed]
         txn.insert_entries(prev.size, new, now, sets)
         txn.insert_nodes(nodes)
         txn.insert_tiles(_completed_tiles(txn, prev.size, cr.end))
@@ -127,6 +122,21 @@ def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
         head = StoredCheckpoint(cr.end, root, sign(cr.end, root, now), now)
         txn.insert_checkpoint(head)
     return Batch(prev, head, cr.hashes, placed, list(edge), nodes)
+
+
+def _placed(repeats: list[tuple[int, int] | None], first: int, now: int,
+            sets: list[bytes] | None) -> list[Placed]:
+    """Each entry's Placed: a repeat where its copy is; the new ones at
+    ``first``, ``first + 1``... with their SETs (if signed), in order."""
+    out: list[Placed] = []
+    index = first
+    for where in repeats:
+        if where is not None:
+            out.append(Placed(where[0], where[1], True))
+        else:
+            out.append(Placed(index, now, False, sets[index - first] if sets else None))
+            index += 1
+    return out
 
 
 def _completed_tiles(txn: WriteTxn, old_size: int, new_size: int

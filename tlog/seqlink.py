@@ -55,6 +55,9 @@ _REQ = struct.Struct(">Q32sIHHI")
 _KEY = struct.Struct(">H")
 _REPLY = struct.Struct(">QBQqQ32sqIBBH")
 HASH = 32
+# A reply's proof as a tuple of hashes, one struct per length (at most 255:
+# the count is a u8). A frame shorter than the proof raises struct.error.
+_PROOFS = [struct.Struct(f"{HASH}s" * n) for n in range(256)]
 MAX_FRAME = 64 << 20
 SEND_TIMEOUT_S = 10.0
 
@@ -128,9 +131,8 @@ def decode_reply(frame: bytes, checkpoints: dict[int, StoredCheckpoint]
     pos = _REPLY.size
     note = frame[pos:pos + note_len]
     pos += note_len
-    end = pos + nproof * HASH
-    proof = tuple([frame[k:k + HASH] for k in range(pos, end, HASH)])
-    pos = end
+    proof = _PROOFS[nproof].unpack_from(frame, pos)
+    pos += nproof * HASH
     sig = frame[pos:pos + set_len] or None
     pos += set_len
     message = frame[pos:pos + msg_len].decode(errors="replace")

@@ -11,7 +11,8 @@ import pytest
 from tlog_client.errors import FormatError, SignatureError
 
 from tlog import config as cfgmod
-from tlog.entrytypes import EntryTooLargeError, Proposed, parse_proposed, prepare_proposed
+from tlog.entrytypes import EntryTooLargeError, parse_proposed, prepare_proposed
+from tlog.records import NewEntry
 
 from ..client.attestation_samples import artifact, ecdsa_key, slsa_v1_github
 from .helpers import ecdsa_signer, rsa_signer, unique_data
@@ -46,7 +47,7 @@ def test_two_steps_give_what_parse_proposed_gives(name, make):
     check = prepare_proposed(obj, CONFIG)
     assert callable(check)
     got = check()
-    assert isinstance(got, Proposed) and got == parse_proposed(obj, CONFIG)
+    assert isinstance(got, NewEntry) and got == parse_proposed(obj, CONFIG)
 
 
 def test_a_bad_signature_raises_in_the_check_only():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 import time
 
@@ -120,3 +121,40 @@ async def test_a_worker_that_stops_reading_loses_its_link(tmp_path, monkeypatch)
     finally:
         client.close()
         await server.stop()
+
+
+# -- the frame codec -------------------------------------------------------------------
+
+@pytest.mark.parametrize("nproof", [0, 1, 2, 17, 63, 255])
+@pytest.mark.parametrize("duplicate, set_signature", [(False, b"s" * 64), (True, None)])
+def test_reply_round_trip(nproof, duplicate, set_signature):
+    proof = tuple(bytes([k]) * 32 for k in range(nproof))
+    done = Integrated(9, 1_700_000_001, CHECKPOINT, proof, duplicate, set_signature)
+    frame = seqlink.encode_reply(77, seqlink.DUPLICATE if duplicate else seqlink.OK, done)
+    req_id, status, decoded, message = seqlink.decode_reply(frame[4:], {})
+    assert (req_id, message) == (77, "") and decoded == done
+    assert type(decoded.proof) is tuple and all(type(h) is bytes for h in decoded.proof)
+
+
+@pytest.mark.parametrize("status, message", [(seqlink.POOL_FULL, "full"), (seqlink.HALTED, "x"),
+                                             (seqlink.STORAGE, "disk"), (seqlink.ERROR, "é")])
+def test_error_reply_round_trip(status, message):
+    frame = seqlink.encode_reply(3, status, message=message)
+    assert seqlink.decode_reply(frame[4:], {}) == (3, status, None, message)
+
+
+@pytest.mark.parametrize("cut", [1, 31, 32 * 17 - 1])
+def test_a_reply_cut_short_in_its_proof_raises(cut):
+    frame = seqlink.encode_reply(1, seqlink.OK, Integrated(
+        9, 1, CHECKPOINT, tuple(b"p" * 32 for _ in range(17)), False, None))[4:]
+    proof_end = len(frame)  # no SET, no message: the proof ends the frame
+    with pytest.raises(struct.error):
+        seqlink.decode_reply(frame[:proof_end - cut], {})
+
+
+@pytest.mark.parametrize("keys, attestation", [((), None), (("hash:1", "key:ab"), b"env"),
+                                               (tuple(f"k{i}" for i in range(40)), b"")])
+def test_request_round_trip(keys, attestation):
+    sent = NewEntry(b"h" * 32, b'{"body": 1}', "dsse", keys, attestation)
+    frame = seqlink.encode_request(12, sent)
+    assert seqlink.decode_request(frame[4:]) == (12, sent)

@@ -81,28 +81,11 @@ class TurnBatch(Generic[T, R]):
             items, self._items = self._items, []
         self.turns += 1
         self.items += len(items)
-        fn, then = self._fn, self._then
-        firsts: list[tuple[R, asyncio.Future]] = []
-        for item, fut in items:
-            if fut.done():  # its caller was cancelled: nobody waits for it
-                continue
-            try:
-                result = fn(item)
-            except Exception as exc:
-                fut.set_exception(exc)
-            else:
-                if then is None:
-                    fut.set_result(result)
-                else:
-                    firsts.append((result, fut))
-        for first, fut in firsts:
-            if fut.done():
-                continue
-            try:
-                result = then(first)
-            except Exception as exc:
-                fut.set_exception(exc)
-            else:
+        done = _run_pass(self._fn, items)
+        if self._then is not None:
+            done = _run_pass(self._then, done)
+        for result, fut in done:
+            if not fut.done():
                 fut.set_result(result)
         if self._items:
             # The callers of this run resume first (queued by set_result),
@@ -110,3 +93,19 @@ class TurnBatch(Generic[T, R]):
             # the next run: hence one more hop before scheduling it.
             loop = asyncio.get_running_loop()
             loop.call_soon(loop.call_soon, self._flush)
+
+
+def _run_pass(fn: Callable, items: list[tuple[object, asyncio.Future]]
+              ) -> list[tuple[object, asyncio.Future]]:
+    """``fn`` over each value whose caller still waits, in order; an
+    exception goes to that caller alone. Returns the (result, future) pairs
+    of the values that succeeded."""
+    out = []
+    for value, fut in items:
+        if fut.done():  # its caller was cancelled: nobody waits for it
+            continue
+        try:
+            out.append((fn(value), fut))
+        except Exception as exc:
+            fut.set_exception(exc)
+    return out

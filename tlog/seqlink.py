@@ -148,13 +148,11 @@ def decode_reply(frame: bytes, checkpoints: dict[int, StoredCheckpoint]
 
 
 class _Frames(asyncio.Protocol):
-    """Length-prefixed frames in both directions; :meth:`send` coalesces
-    frames into one write per event-loop turn (the worker's requests)."""
+    """Length-prefixed frames read from the link (both sides)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
-        self._out: list[bytes] = []
         self.closed = False
 
     def connection_made(self, transport) -> None:
@@ -174,18 +172,6 @@ class _Frames(asyncio.Protocol):
             self.frame_received(bytes(buf[pos + 4:pos + 4 + n]))
             pos += 4 + n
         del buf[:pos]
-
-    def send(self, frame: bytes) -> None:
-        if self.closed:
-            return
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(frame)
-
-    def _flush(self) -> None:
-        if self._out and not self.closed:
-            self.transport.write(b"".join(self._out))
-        self._out.clear()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -295,9 +281,25 @@ class SequencerServer:
 # -- the worker's side ----------------------------------------------------------------------
 
 class _ClientLink(_Frames):
+    """A worker's end: :meth:`send` coalesces its requests into one write
+    per event-loop turn."""
+
     def __init__(self, owner: "RemoteSequencer") -> None:
         super().__init__()
         self._owner = owner
+        self._out: list[bytes] = []
+
+    def send(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frame)
+
+    def _flush(self) -> None:
+        if self._out and not self.closed:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
 
     def frame_received(self, frame: bytes) -> None:
         self._owner._reply(frame)

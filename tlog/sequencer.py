@@ -106,6 +106,7 @@ class Sequencer:
         # touched on the event loop. None: stop.
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None  # its thread's ident
         self._thread: threading.Thread | None = None
         self._halted: str | None = None
         self._head: StoredCheckpoint | None = None
@@ -118,6 +119,7 @@ class Sequencer:
         """Load the head (O(log n) reads: startup never scans the log), sign
         the size-0 checkpoint of a new log, and start integrating."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         head = await asyncio.to_thread(self._load)
         # A daemon: if the process exits without stop(), a batch cut short
         # is a crash SQLite survives (the transaction is all or nothing) and
@@ -207,7 +209,7 @@ class Sequencer:
 
     def _deliver(self, batch: list[_Item], outcomes: list) -> None:
         """Each outcome to its answerer (here, in the calling thread) or
-        future (on the event loop)."""
+        future (settled on the event loop: at once when called there)."""
         futures: list[tuple[asyncio.Future, object]] = []
         by_answerer: dict[Answerer, list[tuple[object, object]]] = {}
         for (_, answerer, tag), outcome in zip(batch, outcomes):
@@ -221,13 +223,13 @@ class Sequencer:
             except Exception:
                 log.exception("could not answer %d entries", len(outs))
         if futures:
-            if threading.current_thread() is self._thread:
+            if threading.get_ident() == self._loop_thread:
+                _settle(futures)
+            else:
                 try:
                     self._loop.call_soon_threadsafe(_settle, futures)
                 except RuntimeError:  # the event loop is closed: nobody is waiting
                     pass
-            else:
-                _settle(futures)
 
     def _take(self) -> list[_Item] | None:
         """The next batch (waits for one entry; then takes what is queued,

@@ -60,10 +60,12 @@ setup(
     ext_modules=[
         Extension(
             "tlog_client._bulk",
-            # The Python module, RFC 6962 levels and threads, SHA-256
-            # compression (one concept each; see each file's header).
-            sources=["client/_bulk.c", "client/_bulk_merkle.c", "client/_bulk_sha256.c"],
-            depends=["client/_bulk_merkle.h", "client/_bulk_sha256.h"],
+            # The Python module, entries gathered without the GIL, RFC 6962
+            # levels and threads, SHA-256 compression (one concept each; see
+            # each file's header).
+            sources=["client/_bulk.c", "client/_bulk_leaves.c", "client/_bulk_merkle.c",
+                     "client/_bulk_sha256.c"],
+            depends=["client/_bulk_leaves.h", "client/_bulk_merkle.h", "client/_bulk_sha256.h"],
             libraries=["crypto"],
             # -pthread: large inputs are hashed by several threads.
             extra_compile_args=["-O2"] + PTHREAD,

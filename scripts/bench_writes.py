@@ -489,9 +489,9 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
             "straight to the link, without waiting for the event loop's thread; lowercase "
             "hex is checked by a round trip instead of a regular expression, a JSON object's "
             "members by set comparisons, and the ECDSA algorithm objects are made once; one "
-            "request middleware instead of two; the submission histogram counts plain buckets "
-            "and the EntryID prefix is formatted once; a run of submissions is parsed first "
-            "and its signatures checked after, back to back (two passes of the turn batch).")
+            "request middleware instead of two; the EntryID prefix is formatted once; a run "
+            "of submissions is parsed first and its signatures checked after, back to back "
+            "(two passes of the turn batch).")
     best = max(both, key=lambda r: r["rate"])
     notes.append(
         f"Both cores: one process gains little from the second core "

@@ -23,12 +23,18 @@ class EntryTooLargeError(FormatError):
     """The canonical entry exceeds the leaf limit (answered 413)."""
 
 
-def _hashedrekord(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
-    return _hashedrekord_parts(hashedrekord.parse_proposed(obj, max_chain=config.max_chain))
+# A kind's parts of an entry: (canonical body, index keys, attestation).
+Parts = tuple[bytes, tuple[str, ...], bytes | None]
 
 
-def _hashedrekord_parts(entry: hashedrekord.HashedRekord
-                        ) -> tuple[bytes, tuple[str, ...], bytes | None]:
+def _hashedrekord(obj: object, config: Config) -> Callable[[], Parts]:
+    """hashedrekord 0.0.1: parsed now, its signature checked by the step
+    returned (so that a batch's checks can run back to back)."""
+    unverified = hashedrekord.parse_unverified(obj, max_chain=config.max_chain)
+    return lambda: _hashedrekord_parts(unverified.verify())
+
+
+def _hashedrekord_parts(entry: hashedrekord.HashedRekord) -> Parts:
     ids = entry.key.identities
     keys = [hash_key(entry.algorithm, entry.digest.hex()), key_key(entry.key.key_hash()),
             *(email_key(e) for e in ids.emails),
@@ -61,28 +67,33 @@ def _dsse_keys(entry: dsse.DsseEntry) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def _dsse(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
-    """dsse 0.0.1: the envelope exactly as submitted is the attestation."""
+def _dsse(obj: object, config: Config) -> Callable[[], Parts]:
+    """dsse 0.0.1: the envelope exactly as submitted is the attestation
+    (verified now; the step returned has nothing left to check)."""
     try:
         entry = dsse.parse_proposed(obj, max_chain=config.max_chain,
                                     max_envelope=config.max_attestation)
     except dsse.EnvelopeTooLargeError as exc:
         raise EntryTooLargeError(exc.field, exc.reason) from None
-    return entry.canonical_body(), _dsse_keys(entry), entry.envelope_bytes
+    parts = entry.canonical_body(), _dsse_keys(entry), entry.envelope_bytes
+    return lambda: parts
 
 
-def _intoto(obj: object, config: Config) -> tuple[bytes, tuple[str, ...], bytes | None]:
+def _intoto(obj: object, config: Config) -> Callable[[], Parts]:
     """intoto 0.0.2: the envelope (Go-serialised, hashed by spec.content.hash)
-    is the attestation."""
+    is the attestation (verified now, as dsse)."""
     try:
         entry = intoto002.parse_proposed(obj, max_chain=config.max_chain,
                                          max_envelope=config.max_attestation)
     except intoto002.EnvelopeTooLargeError as exc:
         raise EntryTooLargeError(exc.field, exc.reason) from None
-    return (entry.canonical_body(), tuple(dict.fromkeys(_attestation_keys(entry))),
-            entry.envelope_bytes)
+    parts = (entry.canonical_body(), tuple(dict.fromkeys(_attestation_keys(entry))),
+             entry.envelope_bytes)
+    return lambda: parts
 
 
+# kind -> parser: raises the entry's FormatErrors, returns the step that
+# checks what is left (a hashedrekord's signature) and gives its Parts.
 PARSERS = {hashedrekord.KIND: _hashedrekord, dsse.KIND: _dsse, intoto002.KIND: _intoto}
 
 
@@ -105,19 +116,15 @@ def prepare_proposed(obj: object, config: Config) -> Check:
     the same order. Nothing may use the entry before its check returns."""
     top = expect_object(obj, "body", required=("kind",), optional=("apiVersion", "spec"))
     kind = expect_str(top["kind"], "kind")
-    if kind == hashedrekord.KIND:
-        unverified = hashedrekord.parse_unverified(obj, max_chain=config.max_chain)
-        return lambda: _proposed(kind, _hashedrekord_parts(unverified.verify()), config)
     parser = PARSERS.get(kind)
     if parser is None:
         raise FormatError("kind", f"unsupported kind {kind!r:.40} "
                                   f"(supported: {', '.join(sorted(PARSERS))})")
-    parts = parser(obj, config)
-    return lambda: _proposed(kind, parts, config)
+    rest = parser(obj, config)
+    return lambda: _proposed(kind, rest(), config)
 
 
-def _proposed(kind: str, parts: tuple[bytes, tuple[str, ...], bytes | None],
-              config: Config) -> NewEntry:
+def _proposed(kind: str, parts: Parts, config: Config) -> NewEntry:
     body, keys, attestation = parts
     if len(body) > config.max_leaf:
         raise EntryTooLargeError("body", f"canonical entry is {len(body)} bytes; the limit "
@@ -139,4 +146,4 @@ def index_keys_of(kind: str, body: bytes, config: Config,
             intoto002.parse_canonical(body, max_chain=config.max_chain), attestation or b"",
             max_envelope=config.max_attestation)
         return tuple(dict.fromkeys(_attestation_keys(entry)))
-    return PARSERS[kind](loads_strict(body), config)[1]
+    return PARSERS[kind](loads_strict(body), config)()[1]

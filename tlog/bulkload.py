@@ -88,7 +88,8 @@ def append(storage: Storage, identity: LogIdentity, entries: Iterable[NewEntry],
             try:
                 with storage.write(head) as txn:
                     batch = integrate(txn, head, edge, batch_entries, now,
-                                      identity.sign_checkpoint, sign_sets)
+                                      identity.sign_checkpoint, sign_sets,
+                                      identity.seal_key)
                 break
             except HeadMovedError:  # another writer: continue from its head
                 head, edge = _head_and_edge(storage)

@@ -25,6 +25,7 @@ from tlog_client.rekor import log_id, sign_set
 
 from .config import Config
 from .durable import write_file
+from .seal import seal_key
 from .sodium import SodiumEd25519Signer
 from .storage import Storage
 
@@ -87,6 +88,11 @@ class LogIdentity:
         if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
             return SodiumEd25519Signer(self.private_key).sign
         return partial(sign_set, self.private_key)
+
+    @cached_property
+    def seal_key(self) -> bytes:
+        """The key of the entry seals (tlog/seal.py), derived from the log key."""
+        return seal_key(self.private_key)
 
     def sign_set(self, payload: bytes) -> bytes:
         """The SET signature over ``payload`` (SPEC §3.4); releases the GIL

@@ -40,6 +40,7 @@ from tlog_client.proof import Address, consistency_nodes, inclusion_nodes, right
 from tlog_client.rekor import set_payload_of_valid
 from tlog_client.verify import verify_consistency, verify_inclusion
 
+from .seal import entry_seal
 from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint, WriteTxn
 
 # (size, root, timestamp) -> signed checkpoint note bytes
@@ -85,10 +86,11 @@ class Batch:
 
 def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
               entries: Sequence[NewEntry], now: int, sign: CheckpointSigner,
-              sign_sets: SetSigner | None = None) -> Batch:
+              sign_sets: SetSigner | None = None, seal_key: bytes | None = None) -> Batch:
     """Integrate ``entries`` after the head ``prev`` whose right edge is
     ``edge``, stamped ``now``; see the module docstring. ``sign_sets``
-    signs the new entries' SETs (None: none stored, reads sign them).
+    signs the new entries' SETs (None: none stored, reads sign them);
+    with ``seal_key`` each new row is stored with its seal (tlog/seal.py).
     Raises ConsistencyError (I1), or StorageError from the transaction."""
     stored = txn.find_leaves([e.leaf_hash for e in entries])
     cr = CompactRange(0, prev.size, list(edge))
@@ -108,7 +110,10 @@ def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
         if new and sign_sets else None
     placed = _placed(repeats, prev.size, now, sets)
     if new:
-        txn.insert_entries(prev.size, new, now, sets)
+        seals = [entry_seal(seal_key, prev.size + k, now, e.leaf_hash, e.kind,
+                            sets[k] if sets else None, e.attestation)
+                 for k, e in enumerate(new)] if seal_key is not None else None
+        txn.insert_entries(prev.size, new, now, sets, seals)
         txn.insert_nodes(nodes)
         txn.insert_tiles(_completed_tiles(txn, prev.size, cr.end))
         root = cr.root()

@@ -18,6 +18,7 @@ class StoredEntry:
     kind: str
     attestation: bytes | None
     set_signature: bytes | None = None  # stored at integration (schema 2)
+    seal: bytes | None = None  # keyed checksum of the row (schema 3, tlog/seal.py)
 
 
 @dataclass(frozen=True, slots=True)

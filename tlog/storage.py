@@ -59,7 +59,7 @@ from .records import NewEntry, StoredCheckpoint, StoredEntry
 if TYPE_CHECKING:
     import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 WAL_AUTOCHECKPOINT_PAGES = 32768
 PAGE_CACHE_MIB = 32  # SQLite page cache of each connection
 NODE_CACHE_MIB = 40  # upper tree levels kept in memory (see hashcache.NodeCache)
@@ -72,6 +72,23 @@ MAX_TREE_SIZE = 1 << LEVEL_SHIFT
 
 class StorageError(Exception):
     """The database is unusable, inconsistent, or lost a race it must not lose."""
+
+
+class DamagedStorageError(StorageError):
+    """Stored bytes fail a check (SPEC §10 U2, U4): a row that does not verify,
+    a node that is missing, a file SQLite cannot read as a database. It is the
+    server's fault, not the client's: answered 500 naming ``what`` is damaged,
+    counted in /metrics; at start-up, exit code 3."""
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__(f"{what} is damaged" + (f": {detail}" if detail else ""))
+        self.what = what
+        self.detail = detail
+
+
+class StorageAccessError(StorageError):
+    """The database cannot be opened at all for a reason outside it (no
+    permission, not a regular file): a configuration error (exit code 2)."""
 
 
 class HeadMovedError(StorageError):
@@ -98,7 +115,12 @@ def _injected_commit_fault(path: str | None) -> None:
 
 
 def node_id(level: int, index: int) -> int:
-    """Row id of node (level, index). Precondition: index < 2**48 >> level."""
+    """Row id of node (level, index) (or of tile (L, N) in ``tiles``).
+    Raises ValueError outside the key space, so that no coordinate can
+    name another one's row (SPEC §10 U3): ``0 <= level < 64`` and
+    ``0 <= index < 2**48``."""
+    if not (0 <= level < 64 and 0 <= index < MAX_TREE_SIZE):
+        raise ValueError(f"node ({level}, {index}) is outside the tree's key space")
     return (level << LEVEL_SHIFT) | index
 
 
@@ -127,7 +149,14 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE tiles (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
+def _migrate_v3(db: sqlite_utils.Database) -> None:
+    # A keyed checksum of each entry row as written (tlog/seal.py): reads
+    # check it instead of verifying the SET's signature (SPEC §10 U2).
+    # NULL for entries written before: reads verify their SET instead.
+    db.execute("ALTER TABLE entries ADD COLUMN seal BLOB")
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
 
 
 def _set_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
@@ -353,6 +382,9 @@ class Storage:
         return data
 
 
+_ENTRY_COLUMNS = "idx, leaf_hash, body, integrated_time, kind, attestation, set_signature, seal"
+
+
 class ReadTxn:
     """Reads within one snapshot. Also a :class:`~tlog_client.proof.HashReader`."""
 
@@ -388,8 +420,7 @@ class ReadTxn:
 
     def entry(self, index: int) -> StoredEntry | None:
         row = self._conn.execute(
-            "SELECT idx, leaf_hash, body, integrated_time, kind, attestation, set_signature "
-            "FROM entries WHERE idx = ?", (index,)).fetchone()
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE idx = ?", (index,)).fetchone()
         return StoredEntry(*row) if row else None
 
     def index_of(self, leaf_hash: bytes) -> int | None:
@@ -401,8 +432,7 @@ class ReadTxn:
         """Entries with ``start <= idx < end`` in index order."""
         end = MAX_TREE_SIZE if end is None else end
         for row in self._conn.execute(
-                "SELECT idx, leaf_hash, body, integrated_time, kind, attestation, set_signature "
-                "FROM entries "
+                f"SELECT {_ENTRY_COLUMNS} FROM entries "
                 "WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)):
             yield StoredEntry(*row)
 
@@ -564,17 +594,20 @@ class WriteTxn(ReadTxn):
         return found
 
     def insert_entries(self, first: int, entries: Sequence[NewEntry], integrated_time: int,
-                       set_signatures: Sequence[bytes | None] | None = None) -> None:
+                       set_signatures: Sequence[bytes | None] | None = None,
+                       seals: Sequence[bytes | None] | None = None) -> None:
         """Insert ``entries`` at indexes ``first, first+1, …`` with their
-        SETs and search rows (I9). A leaf hash already stored fails the whole
-        transaction (UNIQUE, I4): callers look them up first."""
+        SETs, seals (tlog/seal.py) and search rows (I9). A leaf hash already
+        stored fails the whole transaction (UNIQUE, I4): callers look them up
+        first."""
         conn = self._conn
         sets = set_signatures or [None] * len(entries)
+        seals = seals or [None] * len(entries)
         conn.executemany(
             "INSERT INTO entries (idx, leaf_hash, body, integrated_time, kind, attestation, "
-            "set_signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(first + k, e.leaf_hash, e.body, integrated_time, e.kind, e.attestation, sig)
-             for k, (e, sig) in enumerate(zip(entries, sets))])
+            "set_signature, seal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first + k, e.leaf_hash, e.body, integrated_time, e.kind, e.attestation, sig, seal)
+             for k, (e, sig, seal) in enumerate(zip(entries, sets, seals))])
         conn.executemany("INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
                          [(key, first + k) for k, e in enumerate(entries)
                           for key in e.index_keys])

@@ -15,7 +15,12 @@ tree, as Go's ``sumdb/tlog.TileHashReader`` does:
 read some nodes and verify them; :func:`verify_tiles` checks them all and
 returns :class:`VerifiedTiles`, a :class:`~tlog_client.proof.HashReader`
 usable for proof generation; :func:`verify_entry_bundle` checks an entry
-bundle against its verified level-0 tile. Pure module: no I/O.
+bundle against its verified level-0 tile.
+
+The server checks each tile it serves the other way round
+(:func:`verify_tile_in_tree`, SPEC §10 U2): given the tree's other nodes from
+its own (untrusted) storage, the tile's hashes must complete the compact
+range of the whole tree into the signed root. Pure module: no I/O.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from .bulk import leaf_hashes, root_of_level
 from .compact import CompactRange
 from .errors import FormatError, RootMismatchError, VerificationError
-from .proof import Address, right_edge
+from .proof import Address, HashReader, range_nodes, right_edge
 from .tiles import (
+    TILE_HEIGHT,
     TILE_WIDTH,
     EntryBundle,
     Tile,
@@ -40,7 +46,7 @@ from .tiles import (
 from .trust import VerifiedCheckpoint
 
 __all__ = ["TileVerificationError", "VerifiedTiles", "tiles_to_fetch", "verify_entry_bundle",
-           "verify_tiles"]
+           "verify_tile_in_tree", "verify_tiles"]
 
 HASH_SIZE = 32
 
@@ -163,3 +169,51 @@ def verify_entry_bundle(verified: VerifiedTiles, bundle: EntryBundle, data: byte
     if leaf_hashes(entries) != verified.tile(tile):
         raise TileVerificationError(f"{tile_path(bundle)} does not hash to {tile_path(tile)}")
     return entries
+
+
+def verify_tile_in_tree(tile: Tile | EntryBundle, hashes: bytes, size: int, root: bytes,
+                        reader: HashReader) -> None:
+    """Prove that ``hashes`` belong to the tree of ``size`` leaves whose root
+    is ``root`` (trusted: a verified checkpoint's) at the place ``tile``
+    names: for a hash tile, its ``tile.width`` hashes of Merkle level
+    ``8 * tile.level``; for an entry bundle, the leaf hashes of its entries.
+
+    The rest of the tree's compact range, the nodes covering the leaves
+    before and after the tile, is read from ``reader`` (untrusted: a wrong
+    node there, or a wrong hash in the tile, makes the folded root differ).
+    About 2 log2(size) node reads and as many hashes, plus folding the tile
+    (255 hashes for a full one, in the bulk hasher). Raises
+    TileVerificationError; FormatError if ``hashes`` is not ``width`` hashes
+    or the tile is beyond the tree."""
+    level = 0 if isinstance(tile, EntryBundle) else TILE_HEIGHT * tile.level
+    try:
+        split_tile(hashes, tile.width)
+    except FormatError as exc:
+        raise TileVerificationError(f"{tile_path(tile)}: {exc}") from None
+    first = tile.index * TILE_WIDTH  # the tile's first node at `level`
+    begin, end = first << level, (first + tile.width) << level
+    if end > size:
+        raise FormatError("tile", f"{tile_path(tile)} is beyond the tree of size {size}")
+    # The tile's hashes as a compact range in units of level-`level` nodes;
+    # [begin, end) is aligned to 2**level, so the same hashes are the
+    # compact range of leaves [begin, end).
+    if tile.width == TILE_WIDTH:
+        middle = [root_of_level(hashes)]
+    else:
+        rel = CompactRange(first, first)
+        rel.extend(hashes[i:i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE))
+        middle = rel.hashes
+    left, right = range_nodes(0, begin), range_nodes(end, size)
+    stored = list(reader.read_hashes(left + right))
+    try:
+        folded = CompactRange.from_hashes(0, begin, stored[:len(left)])
+        folded.merge(CompactRange(begin, end, middle))
+        folded.merge(CompactRange.from_hashes(end, size, stored[len(left):]))
+        computed = folded.root()
+    except FormatError as exc:
+        raise TileVerificationError(f"{tile_path(tile)}: the stored tree around it is "
+                                    f"malformed: {exc}") from None
+    if computed != root:
+        raise TileVerificationError(str(RootMismatchError(
+            f"{tile_path(tile)} and the tree's other nodes do not fold into the root",
+            root, computed)))

@@ -4,12 +4,23 @@ Thin: each handler parses the request strictly, calls storage or the
 sequencer, and maps the result (or a typed error) to a response. Every
 malformed request is a 4xx whose message names the field; a 5xx means a bug or
 an unavailable log, never bad input.
+
+Storage is untrusted (SPEC §10). Every coordinate (index, size, tile) is
+checked against the verified tree before storage is asked (U3), and nothing
+is answered 200 that a client would reject (U2): the head served is one this
+process verified (:class:`~tlog.trustedhead.TrustedHead`); inclusion and
+consistency proofs are verified against the root they are served with; an
+entry's SET, time and attestation are checked against the row's seal
+(tlog/seal.py); every tile and entry bundle is proved part of the verified
+tree before it is served or cached. A row that fails is a 500 naming it
+(:class:`~tlog.storage.DamagedStorageError`), counted in /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,12 +31,14 @@ from tlog_client.errors import FormatError, TlogError, VerificationError
 from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
 from tlog_client.compact import CompactRange
+from tlog_client.bulk import leaf_hashes
 from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
 from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
-                               entry_id_prefix, parse_entry_ref, set_payload)
+                               entry_id_prefix, parse_entry_ref, set_payload, verify_set)
 from tlog_client.tiles import (EntryBundle, Tile, encode_entry_bundle, parse_tile_path,
-                               require_tile_in_tree)
-from tlog_client.verify import verify_inclusion
+                               require_tile_in_tree, tile_path)
+from tlog_client.tileverify import verify_tile_in_tree
+from tlog_client.verify import verify_consistency, verify_inclusion
 
 from . import entrytypes, search
 from .config import Config
@@ -33,9 +46,13 @@ from .connguard import ConnectionGuard
 from .identity import LogIdentity
 from .metrics import Metrics
 from .ratelimit import WriteRateLimiter
+from .hashcache import TileCache
 from .responses import log_entry_json, render_log_entry
+from .seal import entry_seal
 from .sequencer import Integrated, PoolFullError, Sequencer, SequencerHaltedError
-from .storage import NewEntry, ReadTxn, Storage, StorageError, StoredCheckpoint, StoredEntry
+from .storage import (DamagedStorageError, NewEntry, ReadTxn, Storage, StorageError,
+                      StoredCheckpoint, StoredEntry)
+from .trustedhead import TrustedHead
 from .turnbatch import TurnBatch
 
 log = logging.getLogger(__name__)
@@ -75,15 +92,22 @@ class LogApi:
     """The handlers, bound to one log."""
 
     def __init__(self, config: Config, storage: Storage, identity: LogIdentity,
-                 sequencer: Sequencer, metrics: Metrics,
+                 sequencer: Sequencer, metrics: Metrics, heads: TrustedHead,
                  clock: Callable[[], float] = time.time, *, parse_run: int = 0) -> None:
-        """``parse_run``: submissions parsed back to back at most (0: all
-        that arrived in the turn); see :data:`PARSE_RUN`."""
+        """``heads``: what this process verified (shared with its sequencer,
+        or fed by the link in a worker); ``parse_run``: submissions parsed
+        back to back at most (0: all that arrived in the turn); see
+        :data:`PARSE_RUN`."""
         self.config = config
         self.storage = storage
         self.identity = identity
         self.sequencer = sequencer
         self.metrics = metrics
+        self.heads = heads
+        self._seal_key = identity.seal_key
+        # Tiles proved part of the verified tree (full ones never change;
+        # partial ones are the same at every later size for their width).
+        self._tiles = TileCache()
         self.clock = clock
         self.log_id = identity.log_id
         self._id_prefix = entry_id_prefix(identity.tree_id)
@@ -156,16 +180,25 @@ class LogApi:
         return ApiError(409, f"an equivalent entry already exists in the log with UUID {uuid}",
                         {"Location": f"{API}/log/entries/{uuid}"})
 
+    def _head(self, snap: ReadTxn) -> StoredCheckpoint:
+        """The head to answer with in ``snap``: one this process verified."""
+        return self.heads.check(snap.head(), snap)
+
     async def get_entry_by_index(self, request: web.Request) -> web.Response:
         index = _query_int(request, "logIndex", required=True)
         with self.storage.snapshot() as snap:
-            body = self._entry_json(snap, snap.entry(index), f"logIndex {index}")
+            head = self._head(snap)
+            if index >= head.size:  # U3: storage is not asked beyond the tree
+                raise ApiError(404, f"logIndex {index} is not in the log")
+            body = self._entry_json(snap, head, snap.entry(index), f"logIndex {index}")
         return web.Response(body=body, content_type="application/json")
 
     async def get_entry_by_uuid(self, request: web.Request) -> web.Response:
         ref = parse_entry_ref(request.match_info["uuid"], "entryUUID")
         with self.storage.snapshot() as snap:
-            body = self._entry_json(snap, self._lookup_ref(snap, ref), f"entry {ref.uuid}")
+            head = self._head(snap)
+            body = self._entry_json(snap, head, self._lookup_ref(snap, ref),
+                                    f"entry {ref.uuid}")
         return web.Response(body=body, content_type="application/json")
 
     async def retrieve_entries(self, request: web.Request) -> web.Response:
@@ -184,10 +217,10 @@ class LogApi:
                   for i, p in enumerate(proposed)]
         out = []
         with self.storage.snapshot() as snap:
+            head = self._head(snap)
             found = [self._lookup_ref(snap, r) for r in refs]
-            found += [snap.entry(i) for i in idxs]
+            found += [snap.entry(i) for i in idxs if i < head.size]
             found += [_entry_by_hash(snap, h) for h in hashes]
-            head = snap.head()
             for stored in found:
                 if stored is not None and stored.index < head.size:
                     out.append(self._log_entry_in(snap, head, stored).to_json())
@@ -198,8 +231,8 @@ class LogApi:
             return None
         return _entry_by_hash(snap, bytes.fromhex(ref.uuid))
 
-    def _entry_json(self, snap: ReadTxn, stored: StoredEntry | None, what: str) -> bytes:
-        head = snap.head()
+    def _entry_json(self, snap: ReadTxn, head: StoredCheckpoint, stored: StoredEntry | None,
+                    what: str) -> bytes:
         if stored is None or stored.index >= head.size:
             raise ApiError(404, f"{what} is not in the log")
         return log_entry_json(self._log_entry_in(snap, head, stored))
@@ -208,29 +241,55 @@ class LogApi:
                       stored: StoredEntry) -> LogEntry:
         """The entry with an inclusion proof at ``head``, from one snapshot (I8).
 
-        Checked before it is served, as it is cheap (one leaf hash and
-        O(log n) node hashes): the stored body hashes to the stored leaf
-        hash (I3) and the proof leads to the signed root. Damaged storage is
-        a 500 naming the entry, never a proof that does not verify."""
-        hashes = snap.proof(inclusion_nodes(stored.index, head.size))
+        Checked before it is served, as it is cheap (one leaf hash, O(log n)
+        node hashes, one keyed hash): the stored body hashes to the stored
+        leaf hash (I3), the proof leads to the verified root, and the SET,
+        time and attestation are the ones the log stored (the seal; a row
+        without one has its SET verified). Damaged storage is a 500 naming
+        the entry, never a proof or SET that does not verify (U2)."""
+        index = stored.index
+        what = f"stored entry {index}"
+        try:
+            hashes = snap.proof(inclusion_nodes(index, head.size))
+        except StorageError as exc:
+            raise DamagedStorageError(what, f"a node of its inclusion proof: {exc}") from None
+        body_b64 = b64encode_std(stored.body)
         try:
             if leaf_hash(stored.body) != stored.leaf_hash:
                 raise VerificationError("the stored body does not hash to its leaf hash (I3)")
-            verify_inclusion(stored.index, head.size, stored.leaf_hash, hashes, head.root)
+            verify_inclusion(index, head.size, stored.leaf_hash, hashes, head.root)
         except VerificationError as exc:
-            log.critical("stored entry %d is damaged: %s; run tlog fsck", stored.index, exc)
-            raise ApiError(500, f"stored entry {stored.index} is damaged ({exc}); "
-                                "the operator must run tlog fsck") from None
-        proof = InclusionProof(stored.index, head.root, head.size, tuple(hashes),
-                               head.note.decode())
-        return self._log_entry(stored, proof)
-
-    def _log_entry(self, stored: StoredEntry, proof: InclusionProof) -> LogEntry:
-        signature = self._set_signature(stored.set_signature, b64encode_std(stored.body),
-                                        stored.integrated_time, stored.index)
+            raise DamagedStorageError(what, str(exc)) from None
+        signature = self._checked_set(stored, body_b64, what)
+        proof = InclusionProof(index, head.root, head.size, tuple(hashes), head.note.decode())
         ref = EntryRef(stored.leaf_hash.hex(), self.identity.tree_id)
-        return LogEntry(ref, stored.body, stored.integrated_time, self.log_id, stored.index,
+        return LogEntry(ref, stored.body, stored.integrated_time, self.log_id, index,
                         proof, signature, stored.attestation)
+
+    def _checked_set(self, stored: StoredEntry, body_b64: str, what: str) -> bytes:
+        """The entry's SET, once its row is known to be the one the log wrote
+        (U2): the seal matches (about 1.5 us), or, for a row stored before
+        seals (schema 3), the SET verifies under the log key; a row stored
+        before SETs (schema 2) gets one signed now."""
+        if stored.seal is not None:
+            if entry_seal(self._seal_key, stored.index, stored.integrated_time,
+                          stored.leaf_hash, stored.kind, stored.set_signature,
+                          stored.attestation) != stored.seal:
+                raise DamagedStorageError(what, "its SET, integrated time, kind or attestation "
+                                                "is not what the log stored (the row's seal "
+                                                "does not match)")
+            if stored.set_signature is not None:
+                return stored.set_signature
+        elif stored.set_signature is not None:
+            try:
+                verify_set(self.identity.public_key, stored.set_signature,
+                           set_payload(body_b64, stored.integrated_time, self.log_id,
+                                       stored.index))
+            except TlogError as exc:
+                raise DamagedStorageError(what, f"its stored SET does not verify: {exc}"
+                                          ) from None
+            return stored.set_signature
+        return self._set_signature(None, body_b64, stored.integrated_time, stored.index)
 
     def _set_signature(self, stored: bytes | None, body_b64: str, integrated_time: int,
                        index: int) -> bytes:
@@ -244,7 +303,7 @@ class LogApi:
 
     async def log_info(self, request: web.Request) -> web.Response:
         with self.storage.snapshot() as snap:
-            head = snap.head()
+            head = self._head(snap)
         return web.json_response({
             "rootHash": head.root.hex(), "treeSize": head.size,
             "signedTreeHead": head.note.decode(), "treeID": str(self.identity.tree_id)})
@@ -256,13 +315,12 @@ class LogApi:
         if last < 1:
             raise ApiError(400, "lastSize: must be at least 1")
         with self.storage.snapshot() as snap:
-            head = snap.head()
+            head = self._head(snap)
             if last > head.size:
                 raise ApiError(400, f"lastSize {last} is beyond the tree size {head.size}")
             if first < 1 or first > last:
                 raise ApiError(400, f"firstSize {first} must be in [1, lastSize={last}]")
-            root = head.root if last == head.size else _root_at(snap, last)
-            hashes = snap.proof(consistency_nodes(first, last))
+            root, hashes = _checked_consistency(snap, head, first, last)
         return web.json_response({"rootHash": root.hex(), "hashes": [h.hex() for h in hashes]})
 
     async def public_key(self, request: web.Request) -> web.Response:
@@ -282,7 +340,7 @@ class LogApi:
 
     async def checkpoint(self, request: web.Request) -> web.Response:
         with self.storage.snapshot() as snap:
-            head = snap.head()
+            head = self._head(snap)
         return web.Response(body=head.note, content_type="text/plain", charset="utf-8",
                             headers={"Cache-Control": SHORT_LIVED})
 
@@ -292,34 +350,58 @@ class LogApi:
         except FormatError as exc:
             raise ApiError(404, f"no such tile: {exc}") from None
         cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
-        if isinstance(tile, Tile):  # one known to be in the tree needs no snapshot
-            data = self.storage.known_tile(tile.level, tile.index, tile.width)
+        if isinstance(tile, Tile):  # one verified before needs no snapshot
+            key = (tile.level, tile.index, tile.width)
+            data = self._tiles.get(key)
             if data is not None:
                 return web.Response(body=data, content_type="application/octet-stream",
                                     headers={"Cache-Control": cache})
         with self.storage.snapshot() as snap:
-            head = snap.head()
-            try:
+            head = self._head(snap)
+            try:  # U3: the coordinates before storage is asked
                 require_tile_in_tree(tile, head.size)
             except FormatError as exc:
                 raise ApiError(404, f"tile is beyond the tree: {exc}") from None
             if isinstance(tile, EntryBundle):
-                data = encode_entry_bundle(snap.bodies(tile.index * 256, tile.width))
+                bodies = snap.bodies(tile.index * 256, tile.width)
+                self._verify_tile(snap, head, tile, leaf_hashes(bodies)
+                                  if len(bodies) == tile.width else b"")
+                data = encode_entry_bundle(bodies)
             else:
                 data = snap.hash_tile(tile.level, tile.index, tile.width)
+                self._verify_tile(snap, head, tile, data)
+                self._tiles.put(key, data)
         return web.Response(body=data, content_type="application/octet-stream",
                             headers={"Cache-Control": cache})
+
+    def _verify_tile(self, snap: ReadTxn, head: StoredCheckpoint, tile: Tile | EntryBundle,
+                     hashes: bytes) -> None:
+        """U2: ``hashes`` (the tile's, or the bundle entries' leaf hashes)
+        with the snapshot's other nodes fold into the verified root."""
+        try:
+            verify_tile_in_tree(tile, hashes, head.size, head.root, snap)
+        except (TlogError, StorageError) as exc:
+            what = "entry bundle" if isinstance(tile, EntryBundle) else "tile"
+            raise DamagedStorageError(f"stored {what} {tile_path(tile)}", str(exc)) from None
 
     # -- operations -----------------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        if self.sequencer.halted:
-            return web.json_response({"status": "halted", "reason": self.sequencer.halted},
-                                     status=503)
-        return web.json_response({"status": "ok", "treeSize": self.sequencer.head.size})
+        halted = self.heads.halted or self.sequencer.halted
+        if halted:
+            return web.json_response({"status": "halted", "reason": halted}, status=503)
+        return web.json_response({"status": "ok", "treeSize": self._verified_size()})
+
+    def _verified_size(self) -> int:
+        """The size of the largest checkpoint this process verified (read
+        from storage, verified, if it has none yet)."""
+        if self.heads.latest is None:
+            with self.storage.snapshot() as snap:
+                self._head(snap)
+        return self.heads.latest.size
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
-        self.metrics.set_state(self.sequencer.head.size, self.sequencer.pending)
+        self.metrics.set_state(self._verified_size(), self.sequencer.pending)
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -358,11 +440,33 @@ def _entry_by_hash(snap: ReadTxn, leaf_hash: bytes) -> StoredEntry | None:
     return None if index is None else snap.entry(index)
 
 
-def _root_at(snap: ReadTxn, size: int) -> bytes:
-    cp = snap.checkpoint(size)
-    if cp is not None:
-        return cp.root
+def _root_from_nodes(snap: ReadTxn, size: int) -> bytes:
+    """The root of the tree of ``size`` leaves folded from the stored nodes
+    (unchecked: the caller proves it against a verified root)."""
     return CompactRange.from_hashes(0, size, snap.read_hashes(right_edge(size))).root()
+
+
+def _checked_consistency(snap: ReadTxn, head: StoredCheckpoint, first: int, last: int
+                         ) -> tuple[bytes, list[bytes]]:
+    """The root at ``last`` and the consistency proof ``first -> last``,
+    both proved before they are served (U2): the root at ``last`` is the
+    verified head's, or is proved consistent with it; the proof verifies
+    between the stored roots at ``first`` and ``last`` (any wrong node makes
+    one of them fail: the head's root binds them all). DamagedStorageError
+    otherwise. Preconditions: 1 <= first <= last <= head.size."""
+    try:
+        root = head.root
+        if last < head.size:
+            root = _root_from_nodes(snap, last)
+            up = snap.proof(consistency_nodes(last, head.size))
+            verify_consistency(last, head.size, root, head.root, up)
+        hashes = snap.proof(consistency_nodes(first, last))
+        if first < last:
+            verify_consistency(first, last, _root_from_nodes(snap, first), root, hashes)
+    except (TlogError, StorageError) as exc:
+        raise DamagedStorageError(f"the stored tree between sizes {first} and {last}",
+                                  f"its consistency proof does not verify: {exc}") from None
+    return root, hashes
 
 
 def _query_int(request: web.Request, name: str, *, required: bool) -> int | None:
@@ -415,7 +519,7 @@ def make_request_middleware(metrics: Metrics, guard: ConnectionGuard):
         try:
             response = await handler(request)
         except Exception as exc:
-            response = _error_answer(request, exc)
+            response = _error_answer(request, exc, metrics)
         finally:
             guard.request_finished(transport)
         resource = request.match_info.route.resource
@@ -425,12 +529,21 @@ def make_request_middleware(metrics: Metrics, guard: ConnectionGuard):
     return serve
 
 
-def _error_answer(request: web.Request, exc: Exception) -> web.Response:
+def _error_answer(request: web.Request, exc: Exception, metrics: Metrics) -> web.Response:
     """The JSON answer to a handler's exception (called in its ``except``
-    block): 4xx for bad requests, 500 for a bug (logged). Re-raises an
-    HTTPException below 400 (a redirect), which aiohttp answers itself."""
+    block): 4xx for bad requests, 500 naming damaged storage (counted), 500
+    for a bug (logged). Re-raises an HTTPException below 400 (a redirect),
+    which aiohttp answers itself."""
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.message, exc.headers)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        exc = DamagedStorageError("the database file", str(exc))
+    if isinstance(exc, DamagedStorageError):
+        metrics.count_damage(exc.what)
+        log.error("damaged storage on %s %s: %s; run tlog fsck", request.method,
+                  request.path[:200], exc)
+        return error_response(500, f"{exc}; the log's storage is damaged (the operator must "
+                                   "run tlog fsck)")
     if isinstance(exc, entrytypes.EntryTooLargeError):
         return error_response(413, str(exc))
     if isinstance(exc, TlogError):  # FormatError, VerificationError and the rest

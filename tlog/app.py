@@ -23,9 +23,10 @@ from .connguard import ConnectionGuard
 from .identity import LogIdentity, load_or_create
 from .integrate import entry_set_signer
 from .metrics import Metrics
-from .published import PublishedRecord
+from .published import PublishedHead, PublishedRecord
 from .sequencer import Sequencer
-from .storage import Storage
+from .storage import Storage, StorageError, StoredCheckpoint
+from .trustedhead import TrustedHead
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,19 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
         # Before anything is created or signed: a database behind (or not
         # consistent with) the last published checkpoint is refused.
         with storage.snapshot() as snap:
-            published.check(snap, storage.get_meta().get("origin"))
+            record = published.check(snap, storage.get_meta().get("origin"))
         identity = load_or_create(config, storage)
     except BaseException:
         storage.close()
         raise
-    sequencer = Sequencer(storage, identity.sign_checkpoint, clock,
+    heads = trusted_head(identity, record)
+    sequencer = Sequencer(storage, identity.sign_checkpoint, clock, heads,
                           batch_size=config.batch_size, pool_size=config.pool_size,
                           batch_delay_ms=config.batch_delay_ms,
                           on_publish=lambda cp: published.publish(identity.origin, cp),
-                          sign_sets=entry_set_signer(identity.sign_set, identity.log_id))
+                          before_sign=published.require_extended,
+                          sign_sets=entry_set_signer(identity.sign_set, identity.log_id),
+                          seal_key=identity.seal_key)
     head = await sequencer.start()
     published.publish(identity.origin, head)
     log.info("log %s (treeID %d, logID %s) at size %d", identity.origin, identity.tree_id,
@@ -79,18 +83,38 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
     return storage, identity, sequencer
 
 
+def trusted_head(identity: LogIdentity, record: PublishedHead | None) -> TrustedHead:
+    """What this process trusts at start: nothing yet, or the record of the
+    last published checkpoint kept outside the database (if its note
+    verifies), so that the first head read from storage is checked against
+    it (SPEC §10 U1)."""
+    heads = TrustedHead(identity.verifiers(), identity.origin)
+    if record is not None and record.size:
+        try:
+            heads.seed(StoredCheckpoint(record.size, record.root, record.note.encode(), 0))
+        except StorageError as exc:  # evidence damaged; its size and root were checked
+            log.warning("the published-checkpoint record's note does not verify (%s); "
+                        "it is not used as a verified copy", exc)
+    return heads
+
+
 def build_http_app(config: Config, storage: Storage, identity: LogIdentity, sequencer,
                    clock: Callable[[], float] = time.time, *,
                    parse_run: int = 0) -> web.Application:
     """The HTTP application over an open log; ``sequencer`` is the
     :class:`Sequencer` or, in a worker process, its stand-in
-    (:class:`tlog.seqlink.RemoteSequencer`); ``parse_run``: see
+    (:class:`tlog.seqlink.RemoteSequencer`), each with the process's
+    :class:`TrustedHead` (``sequencer.heads``); ``parse_run``: see
     :class:`tlog.api.LogApi`."""
     metrics = Metrics()
+    heads = sequencer.heads
+    heads.on_damage = metrics.count_damage
+    heads.on_halt(metrics.set_halted)
     guard = ConnectionGuard(config.header_timeout_s)
     app = web.Application(client_max_size=config.max_body,
                           middlewares=[make_request_middleware(metrics, guard)])
-    api = LogApi(config, storage, identity, sequencer, metrics, clock, parse_run=parse_run)
+    api = LogApi(config, storage, identity, sequencer, metrics, heads, clock,
+                 parse_run=parse_run)
     add_routes(app, api)
     app[API_KEY] = api
     app[GUARD_KEY] = guard

@@ -86,11 +86,16 @@ class Batch:
 
 def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
               entries: Sequence[NewEntry], now: int, sign: CheckpointSigner,
-              sign_sets: SetSigner | None = None, seal_key: bytes | None = None) -> Batch:
+              sign_sets: SetSigner | None = None, seal_key: bytes | None = None,
+              before_sign: Callable[[StoredCheckpoint, int, bytes, WriteTxn], None] | None = None
+              ) -> Batch:
     """Integrate ``entries`` after the head ``prev`` whose right edge is
     ``edge``, stamped ``now``; see the module docstring. ``sign_sets``
     signs the new entries' SETs (None: none stored, reads sign them);
-    with ``seal_key`` each new row is stored with its seal (tlog/seal.py).
+    with ``seal_key`` each new row is stored with its seal (tlog/seal.py);
+    ``before_sign(prev, size, root, txn)`` runs once the new tree is proved
+    consistent with ``prev`` and before it is signed, and refuses it by
+    raising (the sequencer's check of the published record, U1).
     Raises ConsistencyError (I1), or StorageError from the transaction."""
     stored = txn.find_leaves([e.leaf_hash for e in entries])
     cr = CompactRange(0, prev.size, list(edge))
@@ -124,6 +129,8 @@ def integrate(txn: WriteTxn, prev: StoredCheckpoint, edge: Sequence[bytes],
             except VerificationError as exc:
                 raise ConsistencyError(f"new tree is not consistent with the last "
                                        f"checkpoint: {exc}") from exc
+        if before_sign is not None:
+            before_sign(prev, cr.end, root, txn)
         head = StoredCheckpoint(cr.end, root, sign(cr.end, root, now), now)
         txn.insert_checkpoint(head)
     return Batch(prev, head, cr.hashes, placed, list(edge), nodes)

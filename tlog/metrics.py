@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest)
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -51,6 +51,23 @@ class Metrics:
         self.tree_size = Gauge("tlog_tree_size", "Entries in the log", registry=self.registry)
         self.pending = Gauge("tlog_pool_pending", "Submissions waiting to be integrated",
                              registry=self.registry)
+        # SPEC §10: damaged rows found while serving (by what was damaged:
+        # the kind of row, never its index, so the series stay few), and
+        # whether this process halted (U1: storage went back or forked).
+        self.damage = Counter("tlog_storage_damage", "Damaged stored rows found while "
+                              "serving (answered 500)", ["what"], registry=self.registry)
+        self.halted = Gauge("tlog_halted", "1 when this process halted: storage went back, "
+                            "forked, or its head is damaged (writes refused)",
+                            registry=self.registry)
+
+    def count_damage(self, what: str) -> None:
+        """One damaged row found; ``what`` names it ("stored entry 12"):
+        counted by its kind, its words without digits (a bounded set)."""
+        kind = " ".join(w for w in what.split() if not any(c.isdigit() for c in w))[:60]
+        self.damage.labels(kind or "row").inc()
+
+    def set_halted(self, reason: str) -> None:
+        self.halted.set(1)
 
     def count_request(self, method: str, route: str, status: int) -> None:
         self.requests.add(method, route, status)

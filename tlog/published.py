@@ -48,7 +48,7 @@ from tlog_client.compact import CompactRange
 from tlog_client.encoding import MAX_INT64, hex_decode_lower
 from tlog_client.errors import TlogError
 from tlog_client.jsonstrict import expect_int, expect_object, expect_str, loads_strict
-from tlog_client.proof import consistency_nodes, right_edge
+from tlog_client.proof import HashReader, consistency_nodes, right_edge
 from tlog_client.verify import verify_consistency
 
 from .durable import write_file
@@ -172,6 +172,56 @@ class PublishedRecord:
             raise RollbackError(f"the database's head (size {head.size}) is not consistent "
                                 f"with {where}: {exc}; refusing to start") from None
         return record
+
+    def require_extended(self, prev: StoredCheckpoint, size: int, root: bytes,
+                         reader: HashReader) -> None:
+        """Before the sequencer signs the tree of ``size`` leaves with
+        ``root``, which it proved consistent with its head ``prev``: the
+        record as it is on disk now must be a tree this one extends (U1).
+        RollbackError otherwise: the record names a bigger tree, or another
+        root, or is unreadable; it was changed behind the running server.
+
+        Cheap when nothing changed: one read of the two slots, compared
+        with what this process last wrote (no decoding), and prev is what
+        it recorded."""
+        with self._mutex:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise RollbackError(f"{self.path} was removed while the log runs") from None
+            except OSError as exc:
+                raise RollbackError(f"{self.path} cannot be read: {exc}") from None
+            try:
+                data = os.pread(fd, 2 * SLOT + 1, 0)
+                mine = self._mine
+                if mine is not None and data == mine[0]:
+                    record = mine[2]
+                else:
+                    if len(data) > 2 * SLOT:
+                        data = os.pread(fd, MAX_RECORD + 1, 0)
+                    record = _decode(data, self.path)[0]
+            finally:
+                os.close(fd)
+        if record.size == prev.size and record.root == prev.root:
+            return  # prev -> (size, root) is what the sequencer just proved
+        where = f"{self.path} records the tree of size {record.size}"
+        if record.size > size:
+            raise RollbackError(f"{where}, bigger than the tree of size {size} about to be "
+                                "signed: the database went back, or another server "
+                                "published it")
+        if record.size == size:
+            if record.root != root:
+                raise RollbackError(f"{where} with root {record.root.hex()}, not "
+                                    f"{root.hex()}: another history (a fork)")
+            return
+        if record.size:
+            try:
+                proof = consistency_nodes(record.size, size).read(reader)
+                verify_consistency(record.size, size, record.root, root, proof)
+            except (TlogError, StorageError) as exc:
+                raise RollbackError(f"{where} with root {record.root.hex()}, and the tree "
+                                    f"of size {size} is not consistent with it (another "
+                                    f"history, a fork): {exc}") from None
 
     def publish(self, origin: str, head: StoredCheckpoint) -> None:
         """Record ``head`` durably unless a record at least as big exists

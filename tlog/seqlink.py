@@ -27,7 +27,12 @@ Frames are length-prefixed and packed with :mod:`struct`:
 - reply: ``req_id`` u64, status u8, index u64, integrated time i64, then the
   checkpoint (size u64, root, timestamp i64, note length u32), proof length
   u8, SET length u8, message length u16; then the note, the proof hashes,
-  the SET, the message.
+  the SET, the message. A reply with ``req_id`` 0 and status HALTED answers
+  no request: the sequencer halted (SPEC §10 U1), and says why.
+
+A worker trusts the checkpoints its sequencer sends (the link is private):
+each one is adopted by the worker's :class:`~tlog.trustedhead.TrustedHead`,
+so its reads serve it without checking its signature again.
 
 :class:`SequencerServer` serves the link in the sequencer process;
 :class:`RemoteSequencer` is the worker's stand-in for the sequencer, with the
@@ -47,6 +52,7 @@ from pathlib import Path
 
 from .sequencer import Integrated, PoolFullError, Sequencer, SequencerHaltedError
 from .storage import NewEntry, Storage, StorageError, StoredCheckpoint
+from .trustedhead import TrustedHead
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +197,10 @@ class _ServerLink(_Frames):
     socket with a timeout: a worker that stops reading for
     ``SEND_TIMEOUT_S`` loses its link (and exits) rather than stall the log."""
 
-    def __init__(self, sequencer: Sequencer) -> None:
+    def __init__(self, sequencer: Sequencer, links: "set[_ServerLink]") -> None:
         super().__init__()
         self._sequencer = sequencer
+        self._links = links  # every open link, for the halt notice
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,9 +211,18 @@ class _ServerLink(_Frames):
         sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
         sock.settimeout(SEND_TIMEOUT_S)
         self._sock = sock
+        self._links.add(self)
+        halted = self._sequencer.heads.halted
+        if halted:  # a worker (re)started after the halt learns it at once
+            self.notify_halt(halted)
+
+    def notify_halt(self, reason: str) -> None:
+        """Tell the worker the sequencer halted (any thread)."""
+        self._write([encode_reply(0, HALTED, message=reason)])
 
     def connection_lost(self, exc) -> None:
         super().connection_lost(exc)
+        self._links.discard(self)
         with self._lock:
             if self._sock is not None:
                 self._sock.close()
@@ -264,12 +280,19 @@ class SequencerServer:
         self._sequencer = sequencer
         self.path = Path(path)
         self._server: asyncio.AbstractServer | None = None
+        self._links: set[_ServerLink] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(
-            lambda: _ServerLink(self._sequencer), str(self.path))
+            lambda: _ServerLink(self._sequencer, self._links), str(self.path))
         self.path.chmod(0o600)
+        self._sequencer.heads.on_halt(self._halted)
+
+    def _halted(self, reason: str) -> None:
+        """The sequencer halted (in whichever thread found out): tell every worker."""
+        for link in list(self._links):
+            link.notify_halt(reason)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -313,10 +336,11 @@ class RemoteSequencer:
     """A worker's stand-in for the sequencer (what :class:`~tlog.api.LogApi`
     calls): submissions go over the link; the head is read from storage."""
 
-    def __init__(self, path: Path, storage: Storage,
+    def __init__(self, path: Path, storage: Storage, heads: TrustedHead,
                  on_lost: Callable[[], None] | None = None) -> None:
         self._path = Path(path)
         self._storage = storage
+        self.heads = heads
         self._on_lost = on_lost
         self._link: _ClientLink | None = None
         self._waiting: dict[int, asyncio.Future] = {}
@@ -347,8 +371,9 @@ class RemoteSequencer:
 
     @property
     def head(self) -> StoredCheckpoint:
+        """The head as this worker verified it (read from storage first)."""
         with self._storage.snapshot() as snap:
-            return snap.head()
+            return self.heads.check(snap.head(), snap)
 
     @property
     def pending(self) -> int:
@@ -356,11 +381,12 @@ class RemoteSequencer:
 
     @property
     def halted(self) -> str | None:
-        return self._halted
+        return self.heads.halted or self._halted
 
     async def submit(self, entry: NewEntry) -> Integrated:
-        if self._halted:
-            raise SequencerHaltedError(self._halted)
+        halted = self.heads.halted or self._halted
+        if halted:
+            raise SequencerHaltedError(halted)
         self._next += 1
         req_id = self._next
         fut = asyncio.get_running_loop().create_future()
@@ -372,6 +398,12 @@ class RemoteSequencer:
 
     def _reply(self, frame: bytes) -> None:
         req_id, status, done, message = decode_reply(frame, self._checkpoints)
+        if req_id == 0 and status == HALTED:  # not an answer: the sequencer halted
+            self._halted = message
+            self.heads.halt(message)
+            return
+        if done is not None:
+            self.heads.adopt(done.checkpoint)
         fut = self._waiting.pop(req_id, None)
         if fut is None or fut.done():
             return

@@ -7,7 +7,9 @@ Each batch, in the single writer thread (:mod:`tlog.integrate` does 1-4):
 2. appends their leaf hashes to the compact range of the tree, storing every
    complete node created (amortised O(1) hashes per entry);
 3. proves the new root consistent with the last published checkpoint and
-   verifies that proof, halting rather than signing if it fails (I1);
+   verifies that proof, and checks it extends the record of the last
+   published checkpoint kept outside the database, halting rather than
+   signing if either fails (I1, U1);
 4. signs one checkpoint for the batch and commits everything in one
    transaction, compare-and-swapping the previous head (I5, I6, I7);
 5. records the new head as published, then hands each waiter its index and
@@ -26,6 +28,17 @@ thread itself (an :class:`Answerer`), so their replies never wait for the
 event loop's thread, which needs the interpreter lock the writer holds. A
 waiter that goes away never cancels its batch: the futures belong to the
 sequencer.
+
+Storage is untrusted (SPEC §10 U1). The sequencer extends only a head it
+verified (:class:`~tlog.trustedhead.TrustedHead`): the compare-and-swap of
+each batch finds the head row it wrote, or the batch is retried on the head
+found, which must be a verified extension of the last one; a head found
+smaller, or with another root, or a record of the published checkpoint
+that the new tree does not extend, halts the sequencer until restart
+(writes 503 naming the cause, reads go on serving the last verified
+checkpoint). While idle it looks every :data:`WATCH_S` seconds, so a
+database changed behind it is reported on /healthz without waiting for a
+write.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -40,13 +54,22 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tlog_client.compact import CompactRange
-from tlog_client.proof import right_edge
+from tlog_client.errors import FormatError
+from tlog_client.proof import HashReader, right_edge
 
 from .integrate import (CheckpointSigner, ConsistencyError, SetSigner, inclusion_proofs,
                         integrate, sign_initial)
-from .storage import HeadMovedError, NewEntry, Storage, StoredCheckpoint
+from .published import RollbackError
+from .storage import HeadMovedError, NewEntry, Storage, StorageError, StoredCheckpoint
+from .trustedhead import TrustedHead
 
 log = logging.getLogger(__name__)
+
+WATCH_S = 1.0  # an idle sequencer checks the head row and the record this often
+
+# Before a new tree is signed: (previous head, size, root, reader of the
+# batch's transaction); raises to halt (the published record, tlog.published).
+BeforeSign = Callable[[StoredCheckpoint, int, bytes, HashReader], None]
 
 
 class PoolFullError(Exception):
@@ -88,13 +111,22 @@ class Sequencer:
     """Owns the writer thread and the in-memory right edge of the tree."""
 
     def __init__(self, storage: Storage, sign: CheckpointSigner, clock: Callable[[], float],
-                 *, batch_size: int = 256, pool_size: int = 4096,
+                 heads: TrustedHead, *, batch_size: int = 256, pool_size: int = 4096,
                  batch_delay_ms: int = 0,
                  on_publish: Callable[[StoredCheckpoint], None] | None = None,
-                 sign_sets: SetSigner | None = None) -> None:
+                 before_sign: BeforeSign | None = None,
+                 sign_sets: SetSigner | None = None, seal_key: bytes | None = None,
+                 watch_s: float = WATCH_S) -> None:
+        """``heads``: what this process verified (shared with its reads);
+        ``before_sign``: see :data:`BeforeSign`; ``seal_key``: entries are
+        stored with their seals (tlog/seal.py)."""
         self._storage = storage
         self._sign = sign
         self._sign_sets = sign_sets
+        self._seal_key = seal_key
+        self._heads = heads
+        self._before_sign = before_sign
+        self._watch_s = watch_s
         # Called in the writer thread after each commit that made a new
         # checkpoint, before anyone is acknowledged (the published record).
         self._on_publish = on_publish
@@ -108,7 +140,7 @@ class Sequencer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None  # its thread's ident
         self._thread: threading.Thread | None = None
-        self._halted: str | None = None
+        self._stopped: str | None = None  # shut down (halts are in self._heads)
         self._head: StoredCheckpoint | None = None
         self._edge: list[bytes] = []
         self.batches = 0
@@ -135,7 +167,7 @@ class Sequencer:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
-        self._halted = self._halted or "shut down"
+        self._stopped = "shut down"
         left = []
         while True:
             try:
@@ -157,7 +189,12 @@ class Sequencer:
 
     @property
     def halted(self) -> str | None:
-        return self._halted
+        """Why writes are refused (halted or shut down), or None."""
+        return self._heads.halted or self._stopped
+
+    @property
+    def heads(self) -> TrustedHead:
+        return self._heads
 
     # -- submission ------------------------------------------------------------------
 
@@ -183,8 +220,9 @@ class Sequencer:
         """Queue ``entry``; its outcome goes to ``answerer`` (in the writer
         thread) with ``tag``; with ``answerer`` None, ``tag`` is a future of
         the event loop. Raises PoolFullError or SequencerHaltedError at once."""
-        if self._halted:
-            raise SequencerHaltedError(self._halted)
+        halted = self._heads.halted or self._stopped
+        if halted:
+            raise SequencerHaltedError(halted)
         if self._queue.qsize() >= self._pool_size:
             raise PoolFullError("too many pending submissions")
         self._queue.put((entry, answerer, tag))
@@ -232,9 +270,15 @@ class Sequencer:
                     pass
 
     def _take(self) -> list[_Item] | None:
-        """The next batch (waits for one entry; then takes what is queued,
-        up to batch_size), or None to stop."""
-        first = self._queue.get()
+        """The next batch (waits for one entry, looking at storage every
+        ``watch_s`` seconds meanwhile; then takes what is queued, up to
+        batch_size), or None to stop."""
+        while True:
+            try:
+                first = self._queue.get(timeout=self._watch_s)
+                break
+            except queue.Empty:
+                self._watch()
         if first is None:
             return None
         if self._batch_delay and self._queue.qsize() < self._batch_size - 1:
@@ -253,30 +297,94 @@ class Sequencer:
         return batch
 
     def _load(self) -> StoredCheckpoint:
+        """The head to extend, from storage, verified (TrustedHead.check:
+        never smaller than, and consistent with, what this process trusted
+        before), with its right edge; signs size 0 for a new log. Halts
+        (SequencerHaltedError) if storage went back, forked or is damaged."""
         with self._storage.snapshot() as snap:
-            head = snap.head()
-            edge = snap.read_hashes(right_edge(head.size)) if head else []
+            stored = snap.head()
+            if stored is None and self._heads.latest is None:
+                head, edge = None, []
+            else:
+                try:
+                    head = self._heads.check(stored, snap)
+                except StorageError as exc:  # damaged, nothing verified to fall back on
+                    self._halt(f"the head checkpoint cannot be trusted: {exc}")
+                if self._heads.halted:
+                    raise SequencerHaltedError(self._heads.halted)
+                mine = self._head
+                if mine is not None and (head.size, head.root) != (mine.size, mine.root) and \
+                        head.size <= mine.size:
+                    # Readers may see an older verified checkpoint in an older
+                    # snapshot; the writer never may: it wrote this head itself.
+                    self._halt(f"the database's head is at size {head.size}, "
+                               + ("behind" if head.size < mine.size else "another tree than")
+                               + f" the checkpoint of size {mine.size} this log signed: it "
+                               "went back (a restored backup, or an edited database)")
+                if stored is None or (stored.size, stored.root) != (head.size, head.root):
+                    self._halt(f"the database's head at size {stored.size if stored else 0} "
+                               "does not verify under the log key (damaged storage)")
+                try:
+                    edge = snap.read_hashes(right_edge(head.size))
+                except StorageError as exc:
+                    self._halt(f"the stored tree at size {head.size} is damaged: {exc}")
         if head is None:
             head = self._sign_initial()
+            self._heads.adopt(head)
+        try:
+            if CompactRange.from_hashes(0, head.size, edge).root() != head.root:
+                raise FormatError("edge", "does not fold into the root")
+        except FormatError:
+            self._halt("the stored tree does not match the head checkpoint (damaged storage)")
         self._head, self._edge = head, edge
-        if CompactRange.from_hashes(0, head.size, edge).root() != head.root:
-            self._halted = "stored tree does not match the head checkpoint"
-            raise SequencerHaltedError(self._halted)
         return head
+
+    def _halt(self, reason: str) -> None:
+        """Halt (U1: never sign again in this process) and raise."""
+        self._heads.halt(reason)
+        raise SequencerHaltedError(self._heads.halted)
+
+    def _watch(self) -> None:
+        """While idle: storage still holds the head this sequencer wrote and
+        the record still names it, else reload (halting if storage went
+        back or forked). Errors are logged, never raised: the next batch
+        checks again."""
+        if self._heads.halted or self._head is None:
+            return
+        try:
+            with self._storage.snapshot() as snap:
+                stored = snap.head()
+                if stored is not None and (stored.size, stored.root) == (
+                        self._head.size, self._head.root):
+                    if self._before_sign is not None:
+                        self._before_sign(self._head, self._head.size, self._head.root, snap)
+                    return
+            self._load()
+        except SequencerHaltedError:
+            pass
+        except (StorageError, sqlite3.Error) as exc:
+            log.error("could not check the stored head: %s", exc)
+        except Exception as exc:  # the record (RollbackError) and the rest
+            self._heads.halt(f"{exc}")
 
     def _sign_initial(self) -> StoredCheckpoint:
         return sign_initial(self._storage, self._sign, int(self._clock()))
 
     def _integrate(self, entries: list[NewEntry]) -> list[Integrated]:
-        if self._halted:
-            raise SequencerHaltedError(self._halted)
+        halted = self._heads.halted or self._stopped
+        if halted:
+            raise SequencerHaltedError(halted)
         for _ in range(100):
             try:
                 return self._try_integrate(entries)
             except HeadMovedError:
-                # Another writer advanced the log: adopt its head and retry.
-                log.warning("head moved under us; reloading")
+                # Another writer advanced the log, or storage changed behind
+                # us: continue only from a verified extension (_load halts
+                # otherwise).
+                log.warning("the head row is not the one this sequencer wrote; reloading")
                 self._load()
+            except SequencerHaltedError:
+                raise
             except Exception:
                 # The transaction rolled back: reload what is durable.
                 self._load()
@@ -290,13 +398,12 @@ class Sequencer:
         try:
             with self._storage.write(prev) as txn:
                 batch = integrate(txn, prev, self._edge, entries, now, self._sign,
-                                  self._sign_sets)
-        except ConsistencyError as exc:  # I1: halt rather than sign
-            self._halted = str(exc)
-            log.critical(self._halted)
-            raise SequencerHaltedError(self._halted) from exc
+                                  self._sign_sets, self._seal_key, self._before_sign)
+        except (ConsistencyError, RollbackError) as exc:  # I1, U1: halt rather than sign
+            self._halt(str(exc))
         head = batch.head
         self._head, self._edge = head, batch.edge
+        self._heads.adopt(head)
         if head is not prev and self._on_publish is not None:
             self._on_publish(head)  # raising: committed, but nobody is acknowledged
         proofs = inclusion_proofs(batch, entries)  # each verified (I5)

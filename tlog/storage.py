@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 
 from tlog_client.proof import Address, ProofNodes
 
-from .hashcache import CHUNK_NODES, CHUNK_SHIFT, NodeCache, TileCache
+from .hashcache import CHUNK_NODES, CHUNK_SHIFT, NodeCache
 # The rows as values (imported from here by the rest of the server too).
 from .records import NewEntry, StoredCheckpoint, StoredEntry
 
@@ -214,7 +214,6 @@ class Storage:
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._fault_path = os.environ.get(FAULT_ENV)
-        self._tile_cache = TileCache()
         # The upper levels of the tree, packed: every proof needs one node
         # of each level, so proofs read only their lowest levels from SQLite.
         self._node_cache = NodeCache(NODE_CACHE_MIB << 20)
@@ -282,14 +281,18 @@ class Storage:
     @contextmanager
     def write(self, expected: StoredCheckpoint | None) -> Iterator["WriteTxn"]:
         """A write transaction that fails with :class:`HeadMovedError` unless
-        the head checkpoint is still ``expected`` (compare-and-swap, I7).
+        the head checkpoint is still the tree of ``expected`` (its size and
+        root: compare-and-swap, I7).
         Commits on normal exit, rolls back on exception."""
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
             txn = WriteTxn(conn)
             head = txn.head()
-            if head != expected:
+            # The tree, not the note: a note gains cosignatures (SPEC §13),
+            # and the sequencer extends its own verified copy of the note.
+            if (head is None) != (expected is None) or (
+                    head is not None and (head.size, head.root) != (expected.size, expected.root)):
                 raise HeadMovedError(
                     f"head is at size {head.size if head else None}, expected "
                     f"{expected.size if expected else None}")
@@ -362,24 +365,9 @@ class Storage:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield ReadTxn(conn, self._tile_cache, self._node_cache, self._folds)
+            yield ReadTxn(conn, self._node_cache, self._folds)
         finally:
             conn.execute("COMMIT")
-
-    def known_tile(self, level: int, index: int, width: int) -> bytes | None:
-        """Hash tile (level, index) of ``width`` hashes if it is known to be in
-        the tree without reading the head: served before (cached), or a
-        stored full tile (only complete tiles are stored, and a tree never
-        shrinks, I6). None: read it in a snapshot (:meth:`ReadTxn.hash_tile`)."""
-        key = (level, index, width)
-        data = self._tile_cache.get(key)
-        if data is None and width == 256:
-            row = self._reader().execute("SELECT data FROM tiles WHERE id = ?",
-                                         (node_id(level, index),)).fetchone()
-            if row is not None:
-                data = row[0]
-                self._tile_cache.put(key, data)
-        return data
 
 
 _ENTRY_COLUMNS = "idx, leaf_hash, body, integrated_time, kind, attestation, set_signature, seal"
@@ -388,11 +376,9 @@ _ENTRY_COLUMNS = "idx, leaf_hash, body, integrated_time, kind, attestation, set_
 class ReadTxn:
     """Reads within one snapshot. Also a :class:`~tlog_client.proof.HashReader`."""
 
-    def __init__(self, conn: sqlite3.Connection, tile_cache: TileCache | None = None,
-                 node_cache: NodeCache | None = None,
+    def __init__(self, conn: sqlite3.Connection, node_cache: NodeCache | None = None,
                  folds: dict[tuple[Address, ...], bytes] | None = None) -> None:
         self._conn = conn
-        self._tile_cache = tile_cache
         self._node_cache = node_cache
         self._folds = folds
 
@@ -528,17 +514,12 @@ class ReadTxn:
 
     def hash_tile(self, level: int, index: int, width: int) -> bytes:
         """The contents of hash tile (level, index) of ``width`` hashes
-        (c2sp.org/tlog-tiles); fewer if the tree is shorter. A full tile is
-        one stored row (or a range read of older logs), a partial one a range
-        read; both are cached (see :class:`TileCache`)."""
-        key = (level, index, width)
-        data = self._tile_cache.get(key) if self._tile_cache else None
-        if data is None:
-            data = (self.tile(level, index) if width == 256 else None) or \
-                self.level_hashes(8 * level, index * 256, width)
-            if self._tile_cache is not None and len(data) == 32 * width:
-                self._tile_cache.put(key, data)
-        return data
+        (c2sp.org/tlog-tiles) as stored, unchecked; fewer if the tree is
+        shorter. A full tile is one stored row (or a range read of older
+        logs), a partial one a range read. Precondition: the tile is in
+        the tree (checked by the caller before storage is asked, U3)."""
+        return (self.tile(level, index) if width == 256 else None) or \
+            self.level_hashes(8 * level, index * 256, width)
 
     def tiles(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored full tile as (level, index, data), for fsck."""
@@ -553,10 +534,13 @@ class ReadTxn:
             rows.setdefault(idx, set()).add(key)
         return rows
 
-    def search(self, key: str, limit: int) -> list[int]:
-        """Entry indexes whose index keys include ``key``, ascending."""
+    def search(self, key: str, limit: int, after: int = -1) -> list[int]:
+        """The first ``limit`` entry indexes above ``after`` whose index keys
+        include ``key``, ascending (one range of the (key, idx) primary key:
+        the cost is the rows returned, wherever ``after`` falls)."""
         return [r[0] for r in self._conn.execute(
-            "SELECT idx FROM search WHERE key = ? ORDER BY idx LIMIT ?", (key, limit))]
+            "SELECT idx FROM search WHERE key = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (key, after, limit))]
 
 
 def _run_from(rows: list[tuple[int, bytes]], start: int) -> Iterator[bytes]:

@@ -47,16 +47,22 @@ def _worker_main(config: Config, link: str, sequencer_pid: int) -> None:
 async def _worker(config: Config, link: Path, sequencer_pid: int,
                   clock: Callable[[], float] = time.time) -> None:
     from .api import PARSE_RUN
-    from .app import (build_http_app, start_http, stop_event, stop_http, tune_gc,
-                      warm_node_cache)
+    from .app import (build_http_app, start_http, stop_event, stop_http, trusted_head,
+                      tune_gc, warm_node_cache)
     from .identity import load_or_create
+    from .published import PublishedRecord
     from .storage import Storage
 
+    # The record first, then the database: a head row behind the record
+    # read before it is a rollback (the sequencer writes the record after
+    # each commit), never a race.
+    record = PublishedRecord(config.data_dir).read()
     storage = Storage.open(config.db_path)
     try:
         identity = load_or_create(config, storage, create=False)
         stop = stop_event()
-        remote = RemoteSequencer(link, storage, on_lost=stop.set)
+        remote = RemoteSequencer(link, storage, trusted_head(identity, record),
+                                 on_lost=stop.set)
         await remote.start(gone=lambda: os.getppid() != sequencer_pid)
         app = build_http_app(config, storage, identity, remote, clock, parse_run=PARSE_RUN)
         tune_gc()

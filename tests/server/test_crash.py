@@ -100,11 +100,11 @@ async def test_real_disk_full_rolls_the_batch_back(tmp_path):
     stored once space is back."""
     pytest.importorskip("sqlite_utils")
     from tlog_client.hashing import leaf_hash
-    from tlog.sequencer import Sequencer
+    from .inprocess import make_sequencer
     from tlog.storage import NewEntry, Storage, WriteFailedError
 
     storage = Storage.open(tmp_path / "tlog.db")
-    sequencer = Sequencer(storage, lambda size, root, t: b"note %d" % size, lambda: 1000.0)
+    sequencer = make_sequencer(storage)
     await sequencer.start()
 
     def entry(i: int, size: int = 200) -> NewEntry:

@@ -16,6 +16,7 @@ from tlog import seqlink
 from tlog.records import NewEntry, StoredCheckpoint
 from tlog.sequencer import Integrated, SequencerHaltedError
 from tlog.storage import Storage, StorageError
+from tlog.trustedhead import TrustedHead
 
 CHECKPOINT = StoredCheckpoint(5, b"r" * 32, "origin\n5\ncm9vdA==\n\n\u2014 origin c2ln\n".encode(), 7)
 DONE = Integrated(4, 1_700_000_000, CHECKPOINT, (b"a" * 32, b"b" * 32), False, b"s" * 64)
@@ -28,6 +29,7 @@ class StubSequencer:
     def __init__(self) -> None:
         self.queued: list[tuple[NewEntry, object, object]] = []
         self.arrived = threading.Event()
+        self.heads = TrustedHead([], "origin")
 
     def enqueue_to(self, entry, answerer, tag) -> None:
         self.queued.append((entry, answerer, tag))
@@ -55,7 +57,7 @@ async def link(tmp_path):
     server = seqlink.SequencerServer(stub, tmp_path / "seq.sock")
     await server.start()
     storage = Storage.open(tmp_path / "t.db")
-    remote = seqlink.RemoteSequencer(server.path, storage)
+    remote = seqlink.RemoteSequencer(server.path, storage, TrustedHead([], "origin"))
     await remote.start(timeout=5)
     yield stub, remote
     await remote.stop()

@@ -9,8 +9,10 @@ import threading
 
 from tlog_client.hashing import leaf_hash
 
-from tlog.sequencer import Sequencer, SequencerHaltedError
+from tlog.sequencer import SequencerHaltedError
 from tlog.storage import NewEntry, Storage
+
+from .inprocess import make_sequencer
 
 
 def _entry(i: int) -> NewEntry:
@@ -26,8 +28,7 @@ async def test_stop_finishes_the_batch_and_refuses_what_came_after(tmp_path):
         entered.set()
         assert gate.wait(30)
 
-    sequencer = Sequencer(storage, lambda size, root, t: b"note %d" % size, lambda: 1000.0,
-                          on_publish=on_publish)
+    sequencer = make_sequencer(storage, on_publish=on_publish)
     await sequencer.start()
     first = asyncio.ensure_future(sequencer.submit(_entry(0)))
     assert await asyncio.to_thread(entered.wait, 10)

@@ -13,7 +13,7 @@ from tlog.storage import Storage
 from tlog.trustedhead import TrustedHead
 
 
-def test_identity(origin: str = "tlog.test/in-process") -> LogIdentity:
+def make_identity(origin: str = "tlog.test/in-process") -> LogIdentity:
     return LogIdentity(origin, 1, ed25519.Ed25519PrivateKey.generate())
 
 
@@ -21,7 +21,7 @@ def make_sequencer(storage: Storage, identity: LogIdentity | None = None,
                    clock=lambda: 1000.0, **kwargs) -> Sequencer:
     """A sequencer over ``storage`` signing with ``identity`` (a new one by
     default), with its own TrustedHead; ``kwargs`` go to Sequencer."""
-    identity = identity or test_identity()
+    identity = identity or make_identity()
     heads = TrustedHead(identity.verifiers(), identity.origin)
     return Sequencer(storage, identity.sign_checkpoint, clock, heads,
                      seal_key=identity.seal_key, **kwargs)

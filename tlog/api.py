@@ -19,10 +19,12 @@ tree before it is served or cached. A row that fails is a 500 naming it
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -31,13 +33,13 @@ from tlog_client.errors import FormatError, TlogError, VerificationError
 from tlog_client.hashing import leaf_hash
 from tlog_client.jsonstrict import expect_list, expect_object, loads_strict
 from tlog_client.compact import CompactRange
-from tlog_client.bulk import leaf_hashes
+from tlog_client.bulk import leaf_hashes, root_of_level
 from tlog_client.proof import consistency_nodes, inclusion_nodes, right_edge
-from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry, entry_id,
+from tlog_client.rekor import (EntryRef, InclusionProof, LogEntry,
                                entry_id_prefix, parse_entry_ref, set_payload, verify_set)
 from tlog_client.tiles import (EntryBundle, Tile, encode_entry_bundle, parse_tile_path,
                                require_tile_in_tree, tile_path)
-from tlog_client.tileverify import verify_tile_in_tree
+from tlog_client.tileverify import VerifiedLevel, verify_tile_in_tree
 from tlog_client.verify import verify_consistency, verify_inclusion
 
 from . import entrytypes, search
@@ -53,6 +55,7 @@ from .sequencer import Integrated, PoolFullError, Sequencer, SequencerHaltedErro
 from .storage import (DamagedStorageError, NewEntry, ReadTxn, Storage, StorageError,
                       StoredCheckpoint, StoredEntry)
 from .trustedhead import TrustedHead
+from .offload import BusyError, Offload, job_cancelled
 from .turnbatch import TurnBatch
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,19 @@ SHORT_LIVED = "public, max-age=2"
 # thread shares the interpreter lock, unbounded runs make the larger batches
 # (one core, 128 clients: 2,440-2,570/s against 2,130 with runs of 16).
 PARSE_RUN = 16
+# Off the event loop (SPEC §10 U5, tlog.offload): one thread checks
+# submissions (cryptography lets go of the interpreter lock while it
+# verifies, so a second would buy little and contend for it while parsing),
+# two run searches (SQLite lets go of it in each step). Their queues are
+# bounded: above, 503 with Retry-After. Submissions waiting for the check
+# thread hold their bodies: at most CHECK_QUEUE of them, CHECK_QUEUE_BYTES in
+# all (one larger body is let in when none waits).
+CHECK_THREADS = 1
+CHECK_QUEUE = 1024
+CHECK_QUEUE_BYTES = 64 << 20
+SEARCH_THREADS = 2
+SEARCH_QUEUE = 64
+NEXT_CURSOR = "X-Tlog-Next-Cursor"
 
 
 class ApiError(Exception):
@@ -108,22 +124,41 @@ class LogApi:
         # Tiles proved part of the verified tree (full ones never change;
         # partial ones are the same at every later size for their width).
         self._tiles = TileCache()
+        # The tree's level-8 nodes, proved against verified roots: a full
+        # tile or bundle is then checked by hashing it alone (_verify_tile).
+        self._level8 = VerifiedLevel()
+        self._level8_failed = -1  # a head size at which they could not be proved
         self.clock = clock
         self.log_id = identity.log_id
         self._id_prefix = entry_id_prefix(identity.tree_id)
         self.write_limiter = WriteRateLimiter(config.write_rate, config.write_burst)
         # Submissions that arrive together are parsed and verified together,
-        # at the end of the event-loop turn (see tlog.turnbatch: the CPU caches).
-        # Two passes: every submission of a run parsed, then their signatures
-        # checked back to back (tlog.turnbatch).
+        # collected until the end of the event-loop turn (see tlog.turnbatch:
+        # the CPU caches), in the check thread (U5: never on the loop), each
+        # run one job. Two passes: every submission of a run parsed, then
+        # their signatures checked back to back (tlog.turnbatch).
+        self.checks = Offload("check", threads=CHECK_THREADS, max_items=CHECK_QUEUE,
+                              max_bytes=CHECK_QUEUE_BYTES)
+        self.searches = Offload("search", threads=SEARCH_THREADS, max_items=SEARCH_QUEUE)
         self.entry_parsing: TurnBatch[bytes, entrytypes.Check] = TurnBatch(
-            self._prepare_entry, max_items=parse_run, then=_run_check)
+            self._prepare_entry, max_items=parse_run, then=_run_check, offload=self.checks,
+            size_of=len)
 
     # -- entries -----------------------------------------------------------------
 
     async def create_entry(self, request: web.Request) -> web.Response:
         self._check_write_rate(request)
-        entry = await self.entry_parsing.run(await self._body(request))
+        body = await self._body(request)
+        try:
+            parsed = self.entry_parsing.run(body)
+        except BusyError:
+            raise ApiError(503, "the log is busy: too many submissions are waiting for their "
+                                "signature check", {"Retry-After": "1"}) from None
+        # Cancelled here (the client went away: aiohttp cancels the handler),
+        # the check is skipped if it has not run yet. From submit() on the
+        # entry is the sequencer's: queued before the first await, it is
+        # integrated whatever happens to this handler.
+        entry = await parsed
         # No pre-check for a duplicate here: the batch asks the database
         # once for all its entries (I4), and a repeat comes back as one.
         started = time.perf_counter()
@@ -213,8 +248,9 @@ class LogApi:
                                 "and entries in all")
         refs = [parse_entry_ref(u, f"entryUUIDs[{i}]") for i, u in enumerate(uuids)]
         idxs = [_json_index(v, f"logIndexes[{i}]") for i, v in enumerate(indexes)]
-        hashes = [_proposed_in_list(p, f"entries[{i}]", self.config).leaf_hash
-                  for i, p in enumerate(proposed)]
+        hashes = [e.leaf_hash for e in await self._off_loop(
+            self.checks, _proposed_list, proposed, self.config, items=len(proposed))
+                  ] if proposed else []
         out = []
         with self.storage.snapshot() as snap:
             head = self._head(snap)
@@ -329,12 +365,46 @@ class LogApi:
     # -- search -------------------------------------------------------------------
 
     async def search_index(self, request: web.Request) -> web.Response:
-        query = search.parse_query(await self._json_body(request), self.config)
+        """One page of EntryIDs (Rekor's answer: a JSON array) and, when
+        more may follow, the cursor of the next in the X-Tlog-Next-Cursor
+        header (and a Link header naming it). Parsed and run in a search
+        thread (the body's JSON and a publicKey's chain too): cancelled,
+        the search stops at its next index query, or never starts."""
+        body = await self._body(request)
+        ids, after, query = await self._off_loop(self.searches, self._search_page, body)
+        headers = {}
+        if after is not None:
+            cursor = search.cursor(query, after)
+            headers[NEXT_CURSOR] = cursor
+            headers["Link"] = f'<{API}/index/retrieve>; rel="next"; cursor="{cursor}"'
+        return web.Response(body=ids, content_type="application/json", headers=headers)
+
+    def _search_page(self, data: bytes) -> tuple[bytes, int | None, search.Query]:
+        """In a search thread: the page ``data`` asks for, as the JSON array
+        of its EntryIDs, the index the next page starts after (None: the
+        last page) and the query."""
+        request = search.parse_request(self._loads(data), self.config)
         with self.storage.snapshot() as snap:
-            indexes = search.run(snap, query, self.config.max_search_results)
-            uuids = [entry_id(self.identity.tree_id, snap.entry(i).leaf_hash.hex())
-                     for i in indexes]
-        return web.json_response(uuids)
+            head = self._head(snap)
+            page = search.run(snap, request.query, request.after, self.config.search_page,
+                              head.size, job_cancelled)
+            # Leaf hashes from the tree's own level-0 nodes: no entry body
+            # (a dsse entry's attestation can be megabytes) is read.
+            leaves = snap.read_hashes([(0, i) for i in page.indexes])
+        prefix = self._id_prefix
+        ids = json.dumps([prefix + h.hex() for h in leaves]).encode()
+        return ids, page.next_after, request.query
+
+    async def _off_loop(self, offload: Offload, fn: Callable, *args: object,
+                        items: int = 1) -> Any:
+        """``fn(*args)`` run by ``offload`` (its exceptions raised here);
+        503 with Retry-After when its queue is full."""
+        try:
+            fut = offload.run(fn, *args, items=items)
+        except BusyError:
+            raise ApiError(503, f"the log is busy: too many {offload.name} requests are "
+                                "waiting; try again", {"Retry-After": "1"}) from None
+        return await fut
 
     # -- tiles (c2sp.org/tlog-tiles) -------------------------------------------------
 
@@ -377,12 +447,52 @@ class LogApi:
     def _verify_tile(self, snap: ReadTxn, head: StoredCheckpoint, tile: Tile | EntryBundle,
                      hashes: bytes) -> None:
         """U2: ``hashes`` (the tile's, or the bundle entries' leaf hashes)
-        with the snapshot's other nodes fold into the verified root."""
+        belong to the verified tree: a full level-0 tile or bundle hashes
+        to its proved level-8 node, a level-1 tile is a run of them
+        (:class:`VerifiedLevel`, about 30 us); anything else, or while the
+        level cannot be proved, folds with the snapshot's other nodes into
+        the verified root (:func:`verify_tile_in_tree`, about 190 us)."""
+        level = 0 if isinstance(tile, EntryBundle) else tile.level
+        if level <= 1 and (level == 1 or tile.width == 256):
+            first, count = (tile.index, 1) if level == 0 else (tile.index * 256, tile.width)
+            if self._prove_level8(snap, head, first + count):
+                proved = self._level8.nodes(first, count)
+                if (root_of_level(hashes) if level == 0 else hashes) == proved:
+                    return
+                what = "entry bundle" if isinstance(tile, EntryBundle) else "tile"
+                raise DamagedStorageError(f"stored {what} {tile_path(tile)}",
+                                          "it does not hash to the tree's proved level-8 "
+                                          "nodes")
         try:
             verify_tile_in_tree(tile, hashes, head.size, head.root, snap)
         except (TlogError, StorageError) as exc:
             what = "entry bundle" if isinstance(tile, EntryBundle) else "tile"
             raise DamagedStorageError(f"stored {what} {tile_path(tile)}", str(exc)) from None
+
+    def _prove_level8(self, snap: ReadTxn, head: StoredCheckpoint, count: int) -> bool:
+        """Whether the level-8 nodes ``0 .. count-1`` are proved, proving
+        the new ones of ``head`` (read in ``snap``) if need be: one range
+        read and about one hash per node (256 leaves), once. False when
+        ``head`` does not have them, or its nodes do not prove (damaged:
+        each tile is then checked on its own, and only what is damaged
+        fails)."""
+        level8 = self._level8
+        if level8.count >= count:
+            return True
+        if head.size >> 8 < count or head.size <= level8.size \
+                or head.size == self._level8_failed:
+            return False
+        first, end, lower = level8.needed(head.size)
+        try:
+            level8.extend(head.size, head.root, snap.level_hashes(8, first, end - first),
+                          snap.read_hashes(lower))
+        except (TlogError, StorageError) as exc:
+            self._level8_failed = head.size
+            log.error("damaged storage: the stored level-8 nodes do not prove against the "
+                      "checkpoint of size %d (%s); tiles are checked one by one; run tlog fsck",
+                      head.size, exc)
+            return False
+        return True
 
     # -- operations -----------------------------------------------------------------
 
@@ -489,6 +599,12 @@ def _json_index(value: object, field: str) -> int:
 def _run_check(check: entrytypes.Check) -> NewEntry:
     """The second pass of a parsing run: the entry, its signature verified."""
     return check()
+
+
+def _proposed_list(items: list[object], config: Config) -> list[NewEntry]:
+    """The proposed entries of a retrieve request, parsed and verified (in
+    the check thread)."""
+    return [_proposed_in_list(p, f"entries[{i}]", config) for i, p in enumerate(items)]
 
 
 def _proposed_in_list(obj: object, where: str, config: Config) -> NewEntry:

@@ -125,6 +125,7 @@ CASES = {
                                                 f"idx = {_dsse_index(p)}"),
     "leaf node": lambda p: _flip_column("nodes", "hash", f"id = {_node_id(0, 260)}"),
     "inner node": lambda p: _flip_column("nodes", "hash", f"id = {_node_id(3, 2)}"),
+    "level-8 node": lambda p: _flip_column("nodes", "hash", f"id = {_node_id(8, 0)}"),
     "full tile": lambda p: _flip_column("tiles", "data", "id = 0"),
     "old checkpoint root": lambda p: _flip_column(
         "checkpoints", "root", "size = (SELECT min(size) FROM checkpoints WHERE size > 100)"),

@@ -107,3 +107,48 @@ def test_a_tile_beyond_the_tree_is_refused(tile, size):
 def test_wrong_length_is_refused():
     with pytest.raises(VerificationError):
         verify_tile_in_tree(Tile(0, 0, 3), bytes(64), 300, REF.root(300), Lying())
+
+
+# -- VerifiedLevel: the level-8 nodes proved against each new root ----------------------
+
+def _extend(level, size, tree=REF, bad=None):
+    first, end, lower = level.needed(size)
+    new = bytearray(b"".join(tree.node(8, i) for i in range(first, end)))
+    lower_hashes = [tree.node(*a) for a in lower]
+    if bad == "new" and new:
+        new[0] ^= 1
+    if bad == "lower" and lower_hashes:
+        lower_hashes[0] = bytes(32)
+    level.extend(size, REF.root(size), bytes(new), lower_hashes)
+
+
+@pytest.mark.parametrize("sizes", [[0, 1, 256, 257, 70_000], [65_536], [511, 512, 513, 69_999],
+                                   [300, 300, 301]])
+def test_verified_level_follows_the_tree(sizes):
+    from tlog_client.tileverify import VerifiedLevel
+    level = VerifiedLevel()
+    for size in sizes:
+        _extend(level, size)
+        assert level.count == size >> 8
+        assert level.nodes(0, level.count) == b"".join(REF.node(8, i)
+                                                       for i in range(level.count))
+
+
+@pytest.mark.parametrize("bad", ["new", "lower"])
+def test_verified_level_refuses_a_wrong_node_and_keeps_nothing(bad):
+    from tlog_client.tileverify import VerifiedLevel
+    level = VerifiedLevel()
+    _extend(level, 1000)
+    with pytest.raises(VerificationError):
+        _extend(level, 5000, bad=bad)
+    assert level.count == 3 and level.size == 1000
+    _extend(level, 5000)
+    assert level.count == 19
+
+
+def test_verified_level_never_goes_back():
+    from tlog_client.tileverify import VerifiedLevel
+    level = VerifiedLevel()
+    _extend(level, 1000)
+    with pytest.raises(FormatError):
+        _extend(level, 999)

@@ -19,6 +19,7 @@ tree before it is served or cached. A row that fails is a 500 naming it
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import sqlite3
@@ -316,7 +317,8 @@ class LogApi:
                                                 "does not match)")
             if stored.set_signature is not None:
                 return stored.set_signature
-        elif stored.set_signature is not None:
+        _check_unsealed_attestation(stored, what)
+        if stored.set_signature is not None:
             try:
                 verify_set(self.identity.public_key, stored.set_signature,
                            set_payload(body_b64, stored.integrated_time, self.log_id,
@@ -548,6 +550,28 @@ class LogApi:
 def _entry_by_hash(snap: ReadTxn, leaf_hash: bytes) -> StoredEntry | None:
     index = snap.index_of(leaf_hash)
     return None if index is None else snap.entry(index)
+
+
+# Where the leaf of each attestation-carrying kind records SHA-256 of its envelope.
+_ENVELOPE_HASH = {"dsse": ("spec", "envelopeHash", "value"),
+                  "intoto": ("spec", "content", "hash", "value")}
+
+
+def _check_unsealed_attestation(stored: StoredEntry, what: str) -> None:
+    """For a row stored before seals (schema 3): its attestation is the
+    envelope its leaf names by hash (SHA-256), or there is none; else
+    DamagedStorageError. Parses the body: only such older rows pay for it."""
+    path = _ENVELOPE_HASH.get(stored.kind)
+    if stored.attestation is None and path is None:
+        return
+    try:
+        value: object = loads_strict(stored.body)
+        for name in path or ():
+            value = value[name]  # type: ignore[index]
+    except (TlogError, KeyError, TypeError):
+        value = None
+    if stored.attestation is None or value != hashlib.sha256(stored.attestation).hexdigest():
+        raise DamagedStorageError(what, "its attestation is not the envelope its leaf names")
 
 
 def _root_from_nodes(snap: ReadTxn, size: int) -> bytes:

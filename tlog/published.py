@@ -44,6 +44,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlog_client.checkpoint import parse_checkpoint
 from tlog_client.compact import CompactRange
 from tlog_client.encoding import MAX_INT64, hex_decode_lower
 from tlog_client.errors import TlogError
@@ -52,7 +53,7 @@ from tlog_client.proof import HashReader, consistency_nodes, right_edge
 from tlog_client.verify import verify_consistency
 
 from .durable import write_file
-from .storage import ReadTxn, StorageError, StoredCheckpoint
+from .storage import DamagedStorageError, ReadTxn, StorageError, StoredCheckpoint
 
 FILE_NAME = "published-checkpoint"
 MAX_RECORD = 64 * 1024
@@ -148,6 +149,13 @@ class PublishedRecord:
                 "see docs/runbook.md")
         signed = snap.checkpoint(record.size)
         if signed is not None and signed.root != record.root:
+            if _note_names(signed.note, record.size, record.root):
+                # The row's own signed note names the recorded tree: its root
+                # column is what changed (a bad disk, an edit), not history.
+                raise DamagedStorageError(
+                    f"the checkpoint row at size {record.size}",
+                    f"its root column {signed.root.hex()} is not the root its own signed "
+                    f"note names ({record.root.hex()})")
             raise RollbackError(
                 f"the database signed root {signed.root.hex()} at size {record.size}, not "
                 f"the root {record.root.hex()} of {where}: it is another history (a fork); "
@@ -292,6 +300,16 @@ class PublishedRecord:
         content = data if encoded is None else encoded + encoded
         write_file(self.path, content, 0o644, replace=True)
         self._mine = None if encoded is None else (content, 0, record)
+
+
+def _note_names(note: bytes, size: int, root: bytes) -> bool:
+    """Whether the text of a signed checkpoint ``note`` (signatures not
+    checked) is the tree (size, root)."""
+    try:
+        body = parse_checkpoint(bytes(note).split(b"\n\n", 1)[0].decode() + "\n")
+    except (TlogError, ValueError):
+        return False
+    return (body.size, body.root_hash) == (size, root)
 
 
 def _encode_slot(data: bytes) -> bytes | None:

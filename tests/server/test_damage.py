@@ -106,6 +106,13 @@ def _flip_column(table: str, column: str, where: str):
     return damage
 
 
+def _unsealed(damage):
+    def both(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE entries SET seal = NULL")
+        damage(db)
+    return both
+
+
 def _dsse_index(p: Pristine) -> int:
     return next(i for i, a in enumerate(p.attestations) if a)
 
@@ -133,6 +140,16 @@ CASES = {
         "checkpoints", "note", "size = (SELECT min(size) FROM checkpoints WHERE size > 100)"),
     "head checkpoint note": lambda p: _flip_column(
         "checkpoints", "note", "size = (SELECT max(size) FROM checkpoints)"),
+    "head checkpoint root": lambda p: _flip_column(
+        "checkpoints", "root", "size = (SELECT max(size) FROM checkpoints)"),
+    # rows written before seals (schema 3): their SET is verified, their
+    # attestation hashed against the leaf
+    "unsealed rows, entry SET": lambda p: _unsealed(_flip_column("entries", "set_signature",
+                                                                  "idx = 7")),
+    "unsealed rows, entry attestation": lambda p: _unsealed(_flip_column(
+        "entries", "attestation", f"idx = {_dsse_index(p)}")),
+    "unsealed rows, entry kind": lambda p: _unsealed(
+        lambda db: db.execute("UPDATE entries SET kind = 'dsse' WHERE idx = 7")),
     "search row": lambda p: (
         lambda db: db.execute("DELETE FROM search WHERE idx = 9")),
 }

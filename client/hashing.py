@@ -29,6 +29,11 @@ def leaf_hash(data: bytes) -> bytes:
     return _sha256(LEAF_PREFIX + data).digest()
 
 
+def sha256(data: bytes) -> bytes:
+    """Plain SHA-256 of ``data`` (an envelope's hash, as leaves record it)."""
+    return _sha256(data).digest()
+
+
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Hash of an interior node. Precondition: both are 32-byte hashes."""
     return _sha256(NODE_PREFIX + left + right).digest()

@@ -23,6 +23,7 @@ from .connguard import ConnectionGuard
 from .identity import LogIdentity, load_or_create
 from .integrate import entry_set_signer
 from .metrics import Metrics
+from .datalock import hold_serving_lock, release_serving_lock
 from .published import PublishedHead, PublishedRecord
 from .sequencer import Sequencer
 from .storage import Storage, StorageError, StoredCheckpoint
@@ -56,6 +57,9 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
                    ) -> tuple[Storage, LogIdentity, Sequencer]:
     """Open (or create) the log described by ``config`` and start its
     sequencer (the one writer)."""
+    # One serving process per SQLite file (U4): locked before this process
+    # opens any SQLite connection, held until it exits (see tlog.datalock).
+    hold_serving_lock(config.db_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     storage = Storage.open(config.db_path)
     published = PublishedRecord(config.data_dir)
@@ -66,7 +70,7 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
             record = published.check(snap, storage.get_meta().get("origin"))
         identity = load_or_create(config, storage)
     except BaseException:
-        storage.close()
+        close_log(config, storage)
         raise
     heads = trusted_head(identity, record)
     sequencer = Sequencer(storage, identity.sign_checkpoint, clock, heads,
@@ -76,11 +80,22 @@ async def open_log(config: Config, clock: Callable[[], float] = time.time
                           before_sign=published.require_extended,
                           sign_sets=entry_set_signer(identity.sign_set, identity.log_id),
                           seal_key=identity.seal_key)
-    head = await sequencer.start()
+    try:
+        head = await sequencer.start()
+    except BaseException:
+        close_log(config, storage)
+        raise
     published.publish(identity.origin, head)
     log.info("log %s (treeID %d, logID %s) at size %d", identity.origin, identity.tree_id,
              identity.log_id, head.size)
     return storage, identity, sequencer
+
+
+def close_log(config: Config, storage: Storage) -> None:
+    """Close the log's database, then let go of the serving lock (after:
+    closing the lock's descriptor first would drop SQLite's own locks)."""
+    storage.close()
+    release_serving_lock(config.db_path)
 
 
 def trusted_head(identity: LogIdentity, record: PublishedHead | None) -> TrustedHead:
@@ -128,7 +143,7 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
 
     async def shutdown(app: web.Application) -> None:
         await sequencer.stop()
-        storage.close()
+        close_log(config, storage)
 
     app.on_cleanup.append(shutdown)
     return app
@@ -137,11 +152,16 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
 async def start_http(app: web.Application, config: Config, *, reuse_port: bool = False):
     """Listen on ``config.host:config.port``; returns what :func:`stop_http`
     needs. ``reuse_port``: several worker processes share the port."""
+    from .offload import share_interpreter  # the loop's turn beside the offload threads
+    share_interpreter()
     logging.getLogger("aiohttp.server").addFilter(_ClientProtocolErrors())
     # auto_decompress=False: request bodies with a Content-Encoding are
     # refused (415, SPEC §6), so the parser must never decode one: no
     # decompression bombs, no decoder errors before the handler can answer.
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
+    # handler_cancellation: a client that goes away cancels its handler, so
+    # its search or not-yet-run signature check is skipped (SPEC §10 U5; a
+    # submission already queued to the sequencer is integrated regardless).
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            max_line_size=8190, max_field_size=8190,
                            max_headers=config.max_headers, auto_decompress=False)
     await runner.setup()

@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +59,8 @@ from tlog_client.proof import HashReader, right_edge
 from .integrate import (CheckpointSigner, ConsistencyError, SetSigner, inclusion_proofs,
                         integrate, sign_initial)
 from .published import RollbackError
-from .storage import HeadMovedError, NewEntry, Storage, StorageError, StoredCheckpoint
+from .storage import (DamagedStorageError, HeadMovedError, NewEntry, Storage, StorageError,
+                      StoredCheckpoint)
 from .trustedhead import TrustedHead
 
 log = logging.getLogger(__name__)
@@ -331,6 +331,10 @@ class Sequencer:
         if head is None:
             head = self._sign_initial()
             self._heads.adopt(head)
+        elif stored is not None and stored.timestamp > head.timestamp:
+            # A verified copy (the published record's) carries no time: the
+            # log's time still never runs backwards.
+            head = StoredCheckpoint(head.size, head.root, head.note, stored.timestamp)
         try:
             if CompactRange.from_hashes(0, head.size, edge).root() != head.root:
                 raise FormatError("edge", "does not fold into the root")
@@ -362,7 +366,9 @@ class Sequencer:
             self._load()
         except SequencerHaltedError:
             pass
-        except (StorageError, sqlite3.Error) as exc:
+        except DamagedStorageError as exc:
+            self._heads.halt(f"the stored head cannot be read: {exc}")
+        except StorageError as exc:
             log.error("could not check the stored head: %s", exc)
         except Exception as exc:  # the record (RollbackError) and the rest
             self._heads.halt(f"{exc}")

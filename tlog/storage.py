@@ -43,12 +43,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from tlog_client.proof import Address, ProofNodes
 
@@ -173,14 +175,97 @@ def _set_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
             time.sleep(0.05)
 
 
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+# SQLite's primary result codes that mean the file cannot be used for a
+# reason outside it (permissions, a read-only file or directory, a full
+# disk, another process's lock), not damage in it: a configuration error.
+_ACCESS_CODES = frozenset({3, 5, 6, 8, 13, 14, 22, 23})  # PERM BUSY LOCKED READONLY
+#                                                         FULL CANTOPEN NOLFS AUTH
+# SQLITE_IOERR's extended codes of the same kind: the access check, and the
+# shared-memory file (tlog.db-shm) that could not be opened or mapped.
+_ACCESS_IOERRS = frozenset({13, 18, 19, 21})  # ACCESS SHMOPEN SHMSIZE SHMMAP
+_SQLITE_IOERR = 10
+
+
+def storage_error(exc: sqlite3.Error, path: str | Path) -> StorageError:
+    """The typed error that SQLite's ``exc`` about the database ``path``
+    means (SPEC §10 U4): :class:`StorageAccessError` when the file cannot be
+    used for a reason outside it (_ACCESS_CODES: exit code 2), else
+    :class:`DamagedStorageError` (not a database, malformed, an I/O error
+    reading it, a schema that is not tlog's: exit code 3)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    message = str(exc) or type(exc).__name__
+    if code is not None and ((code & 0xFF) in _ACCESS_CODES or (
+            code & 0xFF == _SQLITE_IOERR and code >> 8 in _ACCESS_IOERRS)):
+        return StorageAccessError(f"the database {path} cannot be used: {message}"
+                                  f"{_access_hint(Path(path))}")
+    return DamagedStorageError(f"the database {path}", message)
+
+
+def _access_hint(path: Path) -> str:
+    """What the file system says this process lacks, if it says (SQLite's
+    own words, "unable to open database file", do not)."""
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f" (this user, uid {os.geteuid()}, cannot read and write {path})"
+    directory = path.parent
+    if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
+        return (f" (this user, uid {os.geteuid()}, cannot write in {directory}: SQLite "
+                f"keeps {path.name}-wal and {path.name}-shm beside the database)")
+    return ""
+
+
+@contextmanager
+def typed_errors(path: str | Path) -> Iterator[None]:
+    """Within: an error SQLite raises about the database ``path`` is raised
+    as the :class:`StorageError` it means (:func:`storage_error`), for the
+    code outside this module that must report it (start-up, fsck) and may
+    not name sqlite3 (SPEC §2). Misuse of the API (ProgrammingError,
+    InterfaceError: bugs) is not translated."""
+    try:
+        yield
+    except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise
+    except sqlite3.Error as exc:
+        raise storage_error(exc, path) from exc
+
+
+def _connect(path: Path, read_only: bool, create: bool = True) -> sqlite3.Connection:
+    """A configured connection to the database ``path``: read-only (SQLite's
+    ``mode=ro``), or the writer, which creates a missing file only with
+    ``create`` (:meth:`Storage.open` puts it in WAL mode once the file is
+    known to be tlog's: the switch writes the header). SQLite's errors are
+    raised typed (:func:`storage_error`)."""
+    mode = "ro" if read_only else "rwc" if create else "rw"
+    # A URI, so that SQLite creates a missing file only when asked; the path
+    # quoted, so that a '?', '#' or '%' in it is not URI syntax.
+    uri = f"file://{quote(os.path.abspath(path))}?mode={mode}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise storage_error(exc, path) from exc
+    try:
+        with typed_errors(path):
+            _configure(conn, read_only)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+_WAL_HEADER = 32  # bytes before the WAL's first frame
+
+
+def _wal_size(path: Path) -> int:
+    """Bytes in the database's WAL file (0: none)."""
+    try:
+        return os.stat(f"{path}-wal").st_size
+    except OSError:
+        return 0
+
+
+def _configure(conn: sqlite3.Connection, read_only: bool) -> None:
+    """The connection's settings (see :func:`_connect`)."""
     if read_only:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False)
         conn.execute("PRAGMA query_only=ON")
-    else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        _set_wal(conn)
     # FULL: fsync the WAL at every commit, so an acknowledged write survives
     # kill -9 and power loss (I5).
     conn.execute("PRAGMA synchronous=FULL")
@@ -201,7 +286,6 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
         # WAL), opened and read its head in 9-13 ms here. The WAL file stays
         # at that size on disk.
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-    return conn
 
 
 class Storage:
@@ -222,13 +306,95 @@ class Storage:
         self._folds: dict[tuple[Address, ...], bytes] = {}
 
     @classmethod
-    def open(cls, path: str | Path) -> "Storage":
-        """Open (creating and migrating if needed) the database at ``path``."""
+    def open(cls, path: str | Path, *, create: bool = True) -> "Storage":
+        """Open the log database at ``path``, migrating an older tlog schema.
+        With ``create`` (``tlog serve``) a missing or empty file becomes a
+        new database; without it (``tlog fsck``) the file must hold a log.
+
+        Refused before anything is written (SPEC §10 U4), with
+        :class:`StorageAccessError` (exit code 2) when the file cannot be
+        used for a reason outside it: missing (without ``create``), not a
+        regular file, no permission, a read-only directory, a schema newer
+        than this tlog; with :class:`DamagedStorageError` (exit code 3) when
+        it is not a sound tlog database as far as opening it reads: not
+        SQLite (a damaged header, another file in its place), truncated (cut
+        inside a page, or shorter than its header says), a malformed schema,
+        empty (without ``create``), another application's database.
+
+        Cheap: the header and the schema are read, never the whole file
+        (:meth:`quick_check` does that, for fsck); damage deeper in the file
+        is found where it is read."""
         path = Path(path)
-        writer = _connect(path, read_only=False)
-        storage = cls(path, writer)
-        storage._migrate()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if not create:
+                raise StorageAccessError(f"there is no database at {path}") from None
+            st = None
+        except OSError as exc:
+            raise StorageAccessError(f"the database {path} cannot be used: "
+                                     f"{exc.strerror}{_access_hint(path)}") from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise StorageAccessError(f"the database {path} is not a regular file")
+        if st is not None and not os.access(path, os.R_OK | os.W_OK):
+            # SQLite would open it read-only without a word, and every write
+            # would fail later: refused now, naming the file.
+            raise StorageAccessError(f"this user (uid {os.geteuid()}) cannot read and write "
+                                     f"the database {path}: fix its owner or mode (or "
+                                     "immutable flag), or run tlog as its owner")
+        if st is not None and not create and st.st_size == 0 and _wal_size(path) <= _WAL_HEADER:
+            # Checked before SQLite is asked: it would make it a database.
+            raise DamagedStorageError(f"the database {path}",
+                                      "the file is empty: it holds no log")
+        writer = _connect(path, read_only=False, create=create)
+        try:
+            with typed_errors(path):
+                page = writer.execute("PRAGMA page_size").fetchone()[0]
+                size = os.stat(path).st_size
+                # SQLite writes whole pages; a file cut inside one reads as
+                # zeros there, unnoticed (a cut at a page boundary SQLite
+                # finds: the header says how many pages there are). With
+                # frames in the WAL the file is being written: not judged.
+                if size % page and _wal_size(path) <= _WAL_HEADER:
+                    raise DamagedStorageError(
+                        f"the database {path}", f"it is {size} bytes long, not a whole "
+                        f"number of {page}-byte pages: the file was truncated")
+                storage = cls(path, writer)
+                storage._migrate(create)
+                _set_wal(writer)
+        except BaseException:
+            writer.close()
+            raise
         return storage
+
+    def quick_check(self, limit: int = 100) -> list[str]:
+        """SQLite's check of the whole file's structure (``PRAGMA
+        quick_check``: every page, cell and record; not that indexes match
+        their tables): [] when sound, else up to ``limit`` problems in
+        SQLite's words. Reads every page: for fsck, never at start-up.
+        DamagedStorageError when SQLite cannot even read the schema."""
+        conn = self._reader()
+        with typed_errors(self.path):
+            try:
+                rows = conn.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.ProgrammingError):
+                    raise
+                # SQLite stops at damage it cannot walk past, without saying
+                # where: check table by table, to name the damaged ones.
+                problems = []
+                for name, in conn.execute("SELECT name FROM sqlite_master WHERE type = "
+                                          "'table' ORDER BY rootpage").fetchall():
+                    quoted = name.replace("'", "''")
+                    try:
+                        rows = conn.execute(f"PRAGMA quick_check('{quoted}')").fetchall()
+                    except sqlite3.DatabaseError as table_exc:
+                        problems.append(f"table {name}: {table_exc}")
+                        continue
+                    problems += [f"table {name}: {r[0]}" for r in rows if r[0] != "ok"]
+                return problems[:limit] or [str(exc)]
+        problems = [row[0] for row in rows]
+        return [] if problems == ["ok"] else problems
 
     def close(self) -> None:
         with self._lock:
@@ -237,24 +403,56 @@ class Storage:
             self._readers.clear()
         self._writer.close()
 
-    def _migrate(self) -> None:
-        self._writer.execute("BEGIN IMMEDIATE")
+    def _migrate(self, create: bool = True) -> None:
+        """Bring a tlog schema up to SCHEMA_VERSION, in one transaction,
+        after refusing what is not tlog's, before writing anything
+        (DamagedStorageError): tables but no schema version is another
+        application's database (tlog sets the version in the transaction
+        that creates its tables, so it is never migrated into); a tlog
+        version needs tlog's tables of that version; without ``create``, a
+        database without tables holds no log. A schema newer than this tlog
+        is StorageAccessError (run the newer tlog)."""
+        conn, where = self._writer, f"the database {self.path}"
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {name for name, in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND substr(name, 1, 7) != 'sqlite_'")}
             if version > SCHEMA_VERSION:
-                raise StorageError(f"database schema {version} is newer than this tlog "
-                                   f"({SCHEMA_VERSION})")
+                raise StorageAccessError(f"{where} has schema {version}, newer than this "
+                                         f"tlog's ({SCHEMA_VERSION}): run the tlog that "
+                                         "wrote it, or a newer one")
+            expected = set() if version == 0 else (
+                {"meta", "entries", "nodes", "checkpoints", "search"}
+                | ({"tiles"} if version >= 2 else set()))
+            if version == 0 and tables:
+                raise DamagedStorageError(where, "it is not a tlog database: it holds the "
+                                          f"tables {', '.join(sorted(tables)[:8])} and no "
+                                          "tlog schema (another application's database)")
+            if expected - tables:
+                raise DamagedStorageError(where, f"its tlog schema (version {version}) lacks "
+                                          f"the tables {', '.join(sorted(expected - tables))}"
+                                          ": not a tlog database, or a damaged one")
+            if not tables and not create:
+                raise DamagedStorageError(where, "it holds no log (an empty database)")
             if version < SCHEMA_VERSION:
                 # Imported only to migrate: sqlite_utils (and what it pulls
                 # in) is a third of the server's import time (startup).
                 import sqlite_utils
-                db = sqlite_utils.Database(self._writer)
+                db = sqlite_utils.Database(conn)
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[v](db)
-                self._writer.execute(f"PRAGMA user_version={v}")
-            self._writer.execute("COMMIT")
+                conn.execute(f"PRAGMA user_version={v}")
+            conn.execute("COMMIT")
         except BaseException:
-            self._writer.execute("ROLLBACK")
+            # SQLite may have ended the transaction itself (damage found):
+            # a failing ROLLBACK must not hide why.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
 
     # -- identity (meta) ------------------------------------------------------
@@ -361,13 +559,16 @@ class Storage:
 
     @contextmanager
     def snapshot(self) -> Iterator["ReadTxn"]:
-        """One read transaction: every read inside sees the same state (I8)."""
-        conn = self._reader()
-        conn.execute("BEGIN")
-        try:
-            yield ReadTxn(conn, self._node_cache, self._folds)
-        finally:
-            conn.execute("COMMIT")
+        """One read transaction: every read inside sees the same state (I8).
+        An error SQLite raises inside is raised as the StorageError it
+        means (a malformed page: DamagedStorageError, answered 500)."""
+        with typed_errors(self.path):
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                yield ReadTxn(conn, self._node_cache, self._folds)
+            finally:
+                conn.execute("COMMIT")
 
 
 _ENTRY_COLUMNS = "idx, leaf_hash, body, integrated_time, kind, attestation, set_signature, seal"

@@ -52,11 +52,6 @@ log = logging.getLogger(__name__)
 RECENT = 256  # verified checkpoints kept by size: a snapshot is at most a few batches old
 
 
-class HeadRegressionError(StorageError):
-    """The database's head is smaller than, or not an extension of, a
-    checkpoint this process verified (SPEC §10 U1): rollback or fork."""
-
-
 class TrustedHead:
     """The checkpoints one process verified, and whether it halted.
 

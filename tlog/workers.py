@@ -117,7 +117,7 @@ class _Workers:
 async def serve_with_workers(config: Config, clock: Callable[[], float] = time.time) -> None:
     """Run the sequencer here and ``config.workers`` HTTP workers until
     SIGINT or SIGTERM."""
-    from .app import open_log, stop_event, tune_gc
+    from .app import close_log, open_log, stop_event, tune_gc
 
     storage, identity, sequencer = await open_log(config, clock)
     tune_gc()
@@ -143,5 +143,5 @@ async def serve_with_workers(config: Config, clock: Callable[[], float] = time.t
         await asyncio.get_running_loop().run_in_executor(None, workers.stop)
         await link.stop()
         await sequencer.stop()
-        storage.close()
+        close_log(config, storage)
         shutil.rmtree(private, ignore_errors=True)

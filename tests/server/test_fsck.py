@@ -200,8 +200,12 @@ CASES = {
                                   ["checkpoint at size 8", "known key"]),
     "entry deleted": (entry_deleted, ["7 was expected", "not contiguous"]),
     "last entry deleted": (last_entry_deleted, [f"size {SIZE}"]),
-    "head checkpoint deleted": (head_checkpoint_deleted, [f"{SIZE} entries"]),
-    "all checkpoints deleted": (all_checkpoints_deleted, ["no checkpoint"]),
+    # The database no longer holds the published checkpoint of size SIZE:
+    # rollback evidence, exit 4 (the record beside it says what was published).
+    "head checkpoint deleted": (head_checkpoint_deleted,
+                                [f"{SIZE} entries", "published checkpoint"], 4),
+    "all checkpoints deleted": (all_checkpoints_deleted,
+                                ["no checkpoint", "published checkpoint"], 4),
     "entries swapped": (entries_swapped, ["node (0, 4)", "node (0, 6)", "checkpoint at size 5"]),
     "extra entry beyond head": (extra_entry_beyond_head, [f"{SIZE + 1} entries"]),
     "truncated body": (truncated_body, ["entry 0", "leaf hash"]),
@@ -220,7 +224,8 @@ def test_clean_log(base_log, tmp_path):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_damage_is_detected(base_log, tmp_path, name, capsys):
-    damage, expected = CASES[name]
+    damage, expected, *exit_code = CASES[name]
+    exit_code = exit_code[0] if exit_code else 1  # faults; 4: rollback evidence
     data_dir = tmp_path / "log"
     shutil.copytree(base_log, data_dir)
     db = sqlite3.connect(data_dir / "tlog.db")
@@ -235,7 +240,7 @@ def test_damage_is_detected(base_log, tmp_path, name, capsys):
     capsys.readouterr()
     code = main(["fsck", "--json", "--data-dir", str(data_dir)])
     out = capsys.readouterr()
-    assert code == 1, (code, out.out, out.err)
+    assert code == exit_code, (code, out.out, out.err)
     report = json.loads(out.out)
     assert not report["ok"] and report["faults"], report
     joined = "\n".join(report["faults"])
@@ -259,3 +264,125 @@ def test_identity_damage_is_refused(base_log, tmp_path):
     assert "Traceback" not in out.stderr
     out = fsck(tmp_path / "nowhere")
     assert out.returncode == 2 and "no log" in out.stderr
+
+
+# -- exit codes 3 and 4, and checking a backup with the public key only (SPEC §10 U4) ----
+
+def public_pem(data_dir: Path) -> bytes:
+    """The log's public key as GET /api/v1/log/publicKey serves it."""
+    key = serialization.load_pem_private_key((data_dir / "log-key.pem").read_bytes(), None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def sqlite_backup(db: Path, to: Path) -> None:
+    src, dst = sqlite3.connect(f"file:{db}?mode=ro", uri=True), sqlite3.connect(to)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def test_clean_report_says_not_damaged_and_no_rollback(base_log):
+    report = json.loads(fsck(base_log, "--json").stdout)
+    assert report["damaged"] is False and report["rollback"] is False
+
+
+def test_backup_is_checked_with_the_public_key_only(base_log, tmp_path):
+    """A backup copied anywhere, with no log-key.pem and no record beside it:
+    checked against the public key alone (no private key is read)."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    sqlite_backup(base_log / "tlog.db", backups / "tlog-2026.db")
+    (tmp_path / "pub.pem").write_bytes(public_pem(base_log))
+    pub = str(tmp_path / "pub.pem")
+
+    def check(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", *flags],
+                              capture_output=True, text=True, timeout=60)
+
+    out = check("--database", str(backups / "tlog-2026.db"), "--public-key", pub, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["entries"] == SIZE and report["checkpoints"] == SIZE + 1
+    assert sorted(p.name for p in backups.iterdir()) == ["tlog-2026.db"]  # nothing left beside
+    # Another log's key: refused, naming both log IDs (exit 2: the wrong key given).
+    other = tmp_path / "other.pem"
+    other.write_bytes(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    out = check("--database", str(backups / "tlog-2026.db"), "--public-key", str(other))
+    assert out.returncode == 2 and "not the log of the key" in out.stderr, out.stderr
+    for bad, words in [(b"not a key\n", "not a log public key"),
+                       ((base_log / "log-key.pem").read_bytes(), "not a log public key")]:
+        other.write_bytes(bad)
+        out = check("--database", str(backups / "tlog-2026.db"), "--public-key", str(other))
+        assert out.returncode == 2 and words in out.stderr, out.stderr
+    out = check("--database", str(backups / "tlog-2026.db"))
+    assert out.returncode == 2 and "--public-key" in out.stderr
+    assert "Traceback" not in out.stderr
+    # Faults in a backup: exit 1; damage to the file: exit 3.
+    db = sqlite3.connect(backups / "tlog-2026.db")
+    with db:
+        body_flipped(None, db)
+    db.close()
+    out = check("--database", str(backups / "tlog-2026.db"), "--public-key", pub)
+    assert out.returncode == 1 and "FAULT: entry 5" in out.stdout, out
+    with open(backups / "tlog-2026.db", "r+b") as f:
+        f.seek(0)
+        f.write(b"\0" * 100)
+    out = check("--database", str(backups / "tlog-2026.db"), "--public-key", pub)
+    assert out.returncode == 3 and "database damaged" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_data_dir_without_the_private_key(base_log, tmp_path):
+    """--data-dir with --public-key: log-key.pem is not needed; the
+    published record there is still checked (exit 4 when the database does
+    not hold it)."""
+    data_dir = tmp_path / "log"
+    shutil.copytree(base_log, data_dir)
+    (tmp_path / "pub.pem").write_bytes(public_pem(data_dir))
+    (data_dir / "log-key.pem").unlink()
+    out = fsck(data_dir)
+    assert out.returncode == 2 and "--public-key" in out.stderr, out.stderr
+    out = fsck(data_dir, "--public-key", str(tmp_path / "pub.pem"))
+    assert out.returncode == 0 and out.stdout.startswith("clean"), out
+    db = sqlite3.connect(data_dir / "tlog.db")
+    with db:
+        for size in (SIZE, SIZE - 1):  # the database is now behind the published record
+            db.execute("DELETE FROM checkpoints WHERE size = ?", (size,))
+        db.execute("DELETE FROM entries WHERE idx >= ?", (SIZE - 2,))
+    db.close()
+    out = fsck(data_dir, "--public-key", str(tmp_path / "pub.pem"), "--json")
+    assert out.returncode == 4, out
+    report = json.loads(out.stdout)
+    assert report["rollback"] is True and report["damaged"] is False
+    assert any(f.startswith("published checkpoint:") and f"size {SIZE}" in f
+               for f in report["faults"]), report
+    assert "rollback or fork" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_damage_found_during_the_check_is_exit_3(base_log, tmp_path):
+    """Damage SQLite finds only when the pages are read: quick_check names
+    the table, the faults start "database damaged:", exit 3."""
+    data_dir = tmp_path / "log"
+    shutil.copytree(base_log, data_dir)
+    db = sqlite3.connect(f"file:{data_dir / 'tlog.db'}?mode=ro", uri=True)
+    try:
+        pages = [p for p, in db.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'entries' AND pagetype = 'leaf'")]
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table")
+    finally:
+        db.close()
+    with open(data_dir / "tlog.db", "r+b") as f:
+        for page in pages[1:]:
+            f.seek((page - 1) * 4096 + 8)
+            f.write(b"\xa5" * 4088)
+    out = fsck(data_dir, "--json")
+    assert out.returncode == 3, out
+    report = json.loads(out.stdout)
+    assert report["damaged"] and any(f.startswith("database damaged: quick_check")
+                                     for f in report["faults"]), report
+    assert len(out.stderr.strip().splitlines()) == 1 and "restore a backup" in out.stderr

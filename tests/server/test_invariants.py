@@ -19,9 +19,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tlog_client.checkpoint import Checkpoint
+from tlog_client.checkpoint import Checkpoint, open_checkpoint
 from tlog_client.compact import CompactRange
 from tlog_client.hashing import leaf_hash
+from tlog_client.verify import verify_inclusion
 
 from ..serverproc import ServerProcess, free_port
 from .helpers import (PinnedLog, Resp, ecdsa_signer, error_message, get, post_json, post_many,
@@ -337,80 +338,137 @@ def test_i6_reader_sizes_never_decrease(make_server):
     assert sizes == sorted(sizes) and sizes[0] == 0 and sizes[-1] == 80
 
 
-# -- I7: two processes, one database --------------------------------------------------
+# -- I7: one writer per database ------------------------------------------------------
 
-async def test_i7_two_processes_on_one_database_do_not_fork(make_server, tmp_path):
+SECOND_SERVER = ("already served by another process", "stop the other one", "--workers",
+                 "PostgreSQL", "docs/runbook.md#second-server-refused")
+
+
+def assert_second_server_refused(out: subprocess.CompletedProcess, pid: int) -> None:
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, \
+        out.stderr
+    for words in SECOND_SERVER + (f"pid {pid}",):
+        assert words.lower() in out.stderr.lower(), (words, out.stderr)
+
+
+def test_i7_second_server_on_one_database_is_refused(make_server, tmp_path):
+    """A second ``tlog serve`` on a database another one serves is refused at
+    start (exit 2, one line saying what to do): on the same data directory,
+    on a hard link to the file in another data directory, on a symlink to it,
+    and with --workers. The first one is untouched, and once it is stopped
+    the database can be served again."""
     data_dir = tmp_path / "one-log"
-    a = make_server("--origin", "tlog.test/i7", data_dir=data_dir)
-    b = make_server("--origin", "tlog.test/i7", data_dir=data_dir)
-    pinned = PinnedLog.of(a)
+    server = make_server("--origin", "tlog.test/i7", data_dir=data_dir)
+    pinned = PinnedLog.of(server)
     signer = ecdsa_signer()
-    total = 160
-    acked: list = []
-    notes: list[bytes] = []
+    assert pinned.submit(signer.entry())[0].status == 201
+    linked, symlinked = tmp_path / "hard-link", tmp_path / "symlink"
+    for other in (linked, symlinked):
+        other.mkdir()
+        shutil.copy2(data_dir / "log-key.pem", other / "log-key.pem")
+    os.link(data_dir / "tlog.db", linked / "tlog.db")
+    (symlinked / "tlog.db").symlink_to(data_dir / "tlog.db")
+    for where, args in [(data_dir, ()), (data_dir, ("--workers", "2")), (linked, ()),
+                        (symlinked, ())]:
+        assert_second_server_refused(run_serve(where, *args), server.proc.pid)
+    assert pinned.submit(signer.entry())[0].status == 201  # the first one serves on
+    assert pinned.checkpoint().size == 2
+    server.stop()
+    again = ServerProcess(linked).start()  # the lock goes with its process
+    try:
+        assert PinnedLog.of(again).checkpoint().size == 2
+        assert_second_server_refused(run_serve(data_dir), again.proc.pid)
+    finally:
+        again.stop()
 
-    async with aiohttp.ClientSession() as session:
-        async def writer(k: int):
-            for i in range(k, total, 8):
-                server = (a, b)[i % 2]
-                async with session.post(server.url + ENTRIES, json=signer.entry()) as r:
-                    resp = Resp(r.status, {k.lower(): v for k, v in r.headers.items()},
-                                await r.read())
-                acked.append((server, pinned.verify_created(resp)))
 
-        async def reader(server, stop: asyncio.Event):
-            while not stop.is_set():
-                async with session.get(server.url + "/checkpoint") as r:
-                    notes.append(await r.read())
-                await asyncio.sleep(0.005)
+def test_i7_killed_server_leaves_no_lock(make_server, tmp_path):
+    """kill -9: the kernel drops the lock with the process (nothing stale)."""
+    server = make_server(data_dir=tmp_path / "log")
+    server.kill()
+    ServerProcess(server.data_dir).start().stop()
 
-        stop = asyncio.Event()
-        readers = [asyncio.create_task(reader(s, stop)) for s in (a, b)]
-        await asyncio.gather(*(writer(k) for k in range(8)))
-        stop.set()
-        await asyncio.gather(*readers)
 
-    # Both processes took writes; together the indexes are exactly 0..159.
-    assert {s.port for s, _ in acked} == {a.port, b.port}
-    assert sorted(e.log_index for _, e in acked) == list(range(total))
-    for note in notes:  # one checkpoint per size across both processes
-        pinned.open(note)
-    head = pinned.checkpoint()
-    assert head.size == total
-    other = PinnedLog.of(b)
-    other.seen = pinned.seen
-    assert other.checkpoint() == head
-    # Each process serves every entry, wherever it was written.
-    for server, entry in acked[::5]:
-        peer = b if server is a else a
-        got = get(peer.url, f"{ENTRIES}?logIndex={entry.log_index}")
-        assert pinned.verify_entry(got.json()).body == entry.body
-    pinned.all_seen_consistent_with(head)
-    # The same new entries sent to both processes at once: one index each,
-    # decided by the database (the two in-memory states cannot know).
-    twins = [signer.entry() for _ in range(10)]
-    both = await asyncio.gather(_submit_all(a.url, twins, 10), _submit_all(b.url, twins, 10))
-    for ra, rb in zip(*both):
-        assert sorted((ra.status, rb.status)) == [201, 409], (ra.body, rb.body)
-        created = pinned.verify_created(ra if ra.status == 201 else rb)
-        other = rb if ra.status == 201 else ra
-        assert created.uuid in other.header("Location")
-    head = pinned.checkpoint()
-    assert head.size == total + 10
-    a.stop()
-    b.stop()
-    stored = db_rows(a, "SELECT size FROM checkpoints ORDER BY size")
-    assert len(stored) == len({s for s, in stored})
-    assert assert_clean(a)["entries"] == total + 10
+async def test_i7_compare_and_swap_two_sequencers_on_one_file(tmp_path):
+    """The last guard, under the lock: two storage handles and two
+    sequencers on one database file, in one process (what two servers
+    would be), racing to integrate. A sequencer whose head is stale loses
+    the compare-and-swap, stores nothing, reloads the verified head and
+    integrates after it: every entry at one index, indexes contiguous, one
+    checkpoint per size, each the root of the stored leaves and consistent
+    with the next (no fork)."""
+    from tlog.storage import NewEntry, Storage
+
+    from .inprocess import make_identity, make_sequencer
+
+    identity = make_identity("tlog.test/i7-cas")
+    path = tmp_path / "tlog.db"
+    a, b = Storage.open(path), Storage.open(path)
+    # watch_s: no idle reload, so that b's head is stale when it next writes.
+    seqs = [make_sequencer(s, identity, batch_size=8, watch_s=3600) for s in (a, b)]
+
+    def entry(i: int) -> NewEntry:
+        body = b"i7 entry %d" % i
+        return NewEntry(leaf_hash(body), body, "hashedrekord")
+
+    try:
+        heads = await asyncio.gather(*(s.start() for s in seqs))  # two first starts
+        assert heads[0] == heads[1] and heads[0].size == 0
+        # Deterministic: a moves the head; b still holds size 0 and must lose
+        # the compare-and-swap before it integrates at index 1.
+        assert (await seqs[0].submit(entry(0))).index == 0
+        assert seqs[1].head.size == 0  # stale: its write must fail the compare-and-swap
+        got = await seqs[1].submit(entry(1))
+        assert got.index == 1 and got.checkpoint.size == 2
+        # Racing: both sequencers integrate at once, batches interleaved.
+        total = 200
+        results = await asyncio.gather(*(seqs[i % 2].submit(entry(i)) for i in range(2, total)))
+        results = [None, got] + results
+        # The same entries sent to both at once: each at one index, decided
+        # by the database (the other sequencer answers it as a duplicate).
+        twins = [entry(total + k) for k in range(10)]
+        pairs = await asyncio.gather(*(asyncio.gather(seqs[0].submit(e), seqs[1].submit(e))
+                                       for e in twins))
+    finally:
+        for s in seqs:
+            await s.stop()
+    assert sorted(r.index for r in results[1:]) == list(range(1, total))
+    for x, y in pairs:
+        assert x.index == y.index and sorted((x.duplicate, y.duplicate)) == [False, True]
+    assert sorted(x.index for x, _ in pairs) == list(range(total, total + 10))
+    with a.snapshot() as snap:
+        stored = list(snap.entries())
+        checkpoints = list(snap.checkpoints())
+    a.close()
+    b.close()
+    assert [e.index for e in stored] == list(range(total + 10))
+    sizes = [cp.size for cp in checkpoints]
+    assert sizes == sorted(set(sizes)) and sizes[-1] == total + 10
+    cr, roots = CompactRange(), {0: CompactRange().root()}
+    for e in stored:
+        cr.append(e.leaf_hash)
+        roots[cr.end] = cr.root()
+    by_size = {cp.size: cp for cp in checkpoints}
+    for cp in checkpoints:  # signed, and the root of the stored leaves: one tree
+        body, _ = open_checkpoint(cp.note, identity.verifiers(), identity.origin)
+        assert (body.size, body.root_hash) == (cp.size, cp.root) and roots[cp.size] == cp.root
+    for r in results[1:]:  # each answer's checkpoint is the stored one of its size
+        assert by_size[r.checkpoint.size] == r.checkpoint
+        verify_inclusion(r.index, r.checkpoint.size, stored[r.index].leaf_hash, r.proof,
+                         r.checkpoint.root)
 
 
 def test_i7_two_first_starts_at_once_create_one_log(tmp_path):
-    """Two processes starting a NEW log on one data dir at the same moment
-    end up serving one log with one key (the key file is the one recorded)."""
+    """Two processes starting a NEW log on one data dir at the same moment:
+    the first to take the database's lock creates the log and serves it;
+    the other is refused (exit 2, saying another process serves it) before
+    it opens anything, so it cannot write a key or an identity of its own.
+    After a restart the log is the winner's: one key, one identity, clean."""
     for round_ in range(3):
         data_dir = tmp_path / f"race{round_}"
         servers = [ServerProcess(data_dir), ServerProcess(data_dir)]
-        errors = []
+        errors: list[str] = []
 
         def start(s):
             try:
@@ -424,17 +482,24 @@ def test_i7_two_first_starts_at_once_create_one_log(tmp_path):
         for t in threads:
             t.join()
         try:
-            assert not errors, errors
-            keys = {get(s.url, "/api/v1/log/publicKey").body for s in servers}
-            assert len(keys) == 1
-            pinned = PinnedLog.of(servers[0])
-            assert keys == {pinned.public_key.public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)}
+            running = [s for s in servers if s.proc.poll() is None]
+            assert len(running) == 1 and len(errors) == 1, errors
+            (winner,) = running
+            assert "server exited with 2" in errors[0], errors
+            for words in SECOND_SERVER + (f"pid {winner.proc.pid}",):
+                assert words.lower() in errors[0].lower(), (words, errors[0])
+            served = get(winner.url, "/api/v1/log/publicKey").body
+            pinned = PinnedLog.of(winner)
+            assert served == pinned.public_key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         finally:
             for s in servers:
                 s.kill()
         restarted = ServerProcess(data_dir).start()
-        restarted.stop()
+        try:
+            assert get(restarted.url, "/api/v1/log/publicKey").body == served
+        finally:
+            restarted.stop()
         assert_clean(restarted)
 
 

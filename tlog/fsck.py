@@ -44,6 +44,7 @@ from . import entrytypes
 from .config import Config
 from .identity import IdentityError
 from .published import PublishedRecord, RollbackError
+from .seal import entry_seal
 from .storage import (DamagedStorageError, ReadTxn, Storage, StorageError, StoredCheckpoint,
                       typed_errors)
 
@@ -277,9 +278,19 @@ def _check_nodes(snap: ReadTxn, nodes: list, report: Report) -> None:
 
 
 def _check_sets(chunk: list, identity: Verifying, report: Report) -> None:
-    """Each SET stored at integration verifies under the log key."""
+    """Each SET stored at integration verifies under the log key; with the
+    private key at hand (not with ``--public-key``), each row's seal is the
+    one the log computed (tlog/seal.py: what reads check instead of the
+    SET's signature)."""
     public_key, log_id = identity.public_key, identity.log_id
+    key = getattr(identity, "seal_key", None)
     for entry in chunk:
+        if key is not None and entry.seal is not None and entry_seal(
+                key, entry.index, entry.integrated_time, entry.leaf_hash, entry.kind,
+                entry.set_signature, entry.attestation) != entry.seal:
+            report.fault(f"entry {entry.index}: stored seal does not match the row (its "
+                         "SET, integrated time, kind or attestation changed, or the seal "
+                         "itself); reads answer 500 for it")
         if entry.set_signature is None:
             continue  # integrated before schema 2: reads sign it
         try:

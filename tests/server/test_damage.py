@@ -53,6 +53,7 @@ class Pristine:
     bodies: list[bytes]
     attestations: list[bytes | None]
     pinned: PinnedLog
+    checkpoint_sizes: list[int]
 
     @property
     def size(self) -> int:
@@ -76,9 +77,10 @@ def pristine(tmp_path_factory) -> Pristine:
     server.stop()
     db = sqlite3.connect(root / "log" / "tlog.db")
     rows = db.execute("SELECT body, attestation FROM entries ORDER BY idx").fetchall()
+    sizes = [r[0] for r in db.execute("SELECT size FROM checkpoints ORDER BY size")]
     db.close()
     return Pristine(root / "log", "tlog.test/damage", [r[0] for r in rows], [r[1] for r in rows],
-                    pinned)
+                    pinned, sizes)
 
 
 def _flip(blob: bytes, at: int = 5) -> bytes:
@@ -243,16 +245,19 @@ class Crawl:
 
     def proofs(self, size: int) -> None:
         sizes = sorted({1, 2, 7, 8, 9, 100, 255, 256, 257, 260, size - 1, size})
-        for first in sizes:
-            for last in sizes:
-                if not first <= last <= size:
-                    continue
-                r = get(self.url, f"/api/v1/log/proof?firstSize={first}&lastSize={last}")
-                if self.judge(r, f"proof {first}->{last}"):
-                    obj = r.json()
-                    assert bytes.fromhex(obj["rootHash"]) == self.ref.root(last), (first, last)
-                    assert [bytes.fromhex(h) for h in obj["hashes"]] == \
-                        self.ref.consistency(first, last), (first, last)
+        pairs = {(first, last) for first in sizes for last in sizes if first <= last <= size}
+        # Every size with a stored checkpoint, as either end (its root column
+        # must never stand in for the tree's).
+        for c in self.p.checkpoint_sizes:
+            if 0 < c <= size:
+                pairs |= {(1, c), (max(1, c // 2), c), (c, c), (c, size)}
+        for first, last in sorted(pairs):
+            r = get(self.url, f"/api/v1/log/proof?firstSize={first}&lastSize={last}")
+            if self.judge(r, f"proof {first}->{last}"):
+                obj = r.json()
+                assert bytes.fromhex(obj["rootHash"]) == self.ref.root(last), (first, last)
+                assert [bytes.fromhex(h) for h in obj["hashes"]] == \
+                    self.ref.consistency(first, last), (first, last)
 
     def tiles(self, size: int) -> None:
         wanted = [Tile(0, 0, 256), Tile(0, 1, size - 256), Tile(1, 0, 1),

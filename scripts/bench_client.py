@@ -13,9 +13,14 @@
   compared): wall time, server pinned to CPU 0 and the client to CPU 1, and
   both unpinned.
 
-Writes docs/bench/client.json.
+``tlog_client.verify`` folds a proof's path with ``tlog_client.bulk.fold_path``:
+the compiled ``tlog_client._bulk.fold_path`` (C) when the accelerator is
+built, else the pure-Python loop over ``hashlib``. Which one ran is recorded
+(:func:`verification_backend`) and named in the report.
 
-    .venv/bin/python scripts/bench_client.py [--repeat 5] [--audit-size 1000000]
+Writes docs/bench/client.json (``--quick``: docs/bench/quick/client.json).
+
+    .venv/bin/python scripts/bench_client.py [--repeat 5] [--audit-size 1000000] [--quick]
 """
 
 from __future__ import annotations
@@ -45,6 +50,37 @@ from tlog_client.verify import (inclusion_proof_length, root_from_consistency_pr
 SIZES = (2**20, 2**30, 2**40)
 TARGET_SIZE = 2**30
 CASES = 20_000
+
+
+def verification_backend() -> dict:
+    """What ``verify_inclusion`` / ``verify_consistency`` run here: the
+    compiled fold (``tlog_client._bulk.fold_path``, with the SHA-256 code it
+    selected) or the pure-Python one (``hashlib`` per level)."""
+    if bulk._fold_path is bulk._py_fold_path:
+        return {"fold": "python",
+                "text": "the pure-Python fold (`tlog_client.bulk._py_fold_path`: one "
+                        "`hashlib.sha256` of 65 bytes per level)"}
+    from tlog_client import _bulk
+    cfg = _bulk.configure()
+    sha = ("its own SHA-NI code, the CPU having the SHA extensions" if cfg.get("sha_ni") else
+           "OpenSSL libcrypto's SHA-256 block function")
+    return {"fold": "c", "sha_ni": bool(cfg.get("sha_ni")),
+            "text": "the compiled fold `tlog_client._bulk.fold_path` (C; one call per proof, "
+                    "and per level one two-block SHA-256 of the 65-byte node with "
+                    f"{sha})"}
+
+
+def legacy_backend(machine: dict) -> dict:
+    """What a JSON written before :func:`verification_backend` existed can
+    say about the fold: only the bulk backend was recorded."""
+    if machine.get("tlog_bulk_backend") == "c":
+        return {"fold": None,
+                "text": "`tlog_client.bulk.fold_path` with the c backend: the compiled "
+                        "`tlog_client._bulk.fold_path` (C), not a hashlib loop, unless the "
+                        "accelerator was an old build without it (this run recorded only "
+                        "the backend)"}
+    return {"fold": None, "text": "`tlog_client.bulk.fold_path` (backend "
+                                  f"{machine.get('tlog_bulk_backend')}; fold not recorded)"}
 
 
 def inclusion_cases(size: int, count: int, rng: random.Random) -> list[tuple]:
@@ -91,12 +127,12 @@ def rate(fn, cases: list[tuple], repeat: int) -> tuple[float, list[float]]:
     return statistics.median(rates), rates
 
 
-def verification(repeat: int) -> list[dict]:
+def verification(repeat: int, cases: int = CASES) -> list[dict]:
     rng = random.Random(2030)
     rows = []
     for size in SIZES:
-        inc = inclusion_cases(size, CASES, rng)
-        con = consistency_cases(size, CASES, rng)
+        inc = inclusion_cases(size, cases, rng)
+        con = consistency_cases(size, cases, rng)
         inc_rate, inc_runs = rate(verify_inclusion, inc, repeat)
         con_rate, con_runs = rate(verify_consistency, con, repeat)
         rows.append({"size": size, "inclusion_per_s": round(inc_rate),
@@ -159,26 +195,62 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--audit-size", type=int, default=10**6)
     parser.add_argument("--audit-repeat", type=int, default=3)
+    parser.add_argument("--cases", type=int, default=CASES,
+                        help="distinct proofs per tree size and kind")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 2,000 proofs, 1 run, an audit of 10^5 entries once; "
+                             "written to docs/bench/quick/")
+    parser.add_argument("--rereport", action="store_true",
+                        help="rebuild docs/bench/client.json's tables and notes from the "
+                             "figures it holds (no measuring)")
     args = parser.parse_args()
-    machine = machine_info(tlog_bulk_backend=bulk.BACKEND)
-    rows = verification(args.repeat)
+    if args.rereport:
+        return rereport()
+    if args.quick:
+        args.repeat, args.cases, args.audit_size, args.audit_repeat = 1, 2000, 10**5, 1
+        benchserver.quick_quiet()
+    backend = verification_backend()
+    machine = machine_info(tlog_bulk_backend=bulk.BACKEND, proof_verification=backend["text"])
+    rows = verification(args.repeat, args.cases)
     aud = audit(args.audit_size, args.audit_repeat)
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
-    result = report(machine, args, rows, aud)
-    print(f"wrote {write_result(result)}")
+    result = report(machine, args, rows, aud, backend)
+    print(f"wrote {write_result(result, quick=args.quick)}")
     return 0
 
 
-def client_notes(rows: list[dict], aud: dict) -> list[str]:
+def rereport() -> int:
+    """Tables and notes of docs/bench/client.json rebuilt from the figures it
+    holds (its provenance and date kept)."""
+    from types import SimpleNamespace
+
+    from render_benchmarks import BENCH_DIR
+    old = json.loads((BENCH_DIR / "client.json").read_text())
+    data = old["data"]
+    rows, aud = data["verification"], data["audit"]
+    backend = data.get("backend") or legacy_backend(old["machine"])
+    args = SimpleNamespace(repeat=len(rows[0]["inclusion_runs"]),
+                           cases=data.get("cases") or CASES,
+                           audit_repeat=len(next(iter(aud["runs"].values()))["all_s"]))
+    result = report(old["machine"], args, rows, aud, backend)
+    result["data"]["backend"] = data.get("backend")  # only what the run recorded
+    result["data"]["cases"] = data.get("cases")
+    print(f"wrote {write_result(result, rereport_of=old)}")
+    return 0
+
+
+def client_notes(rows: list[dict], aud: dict, backend: dict) -> list[str]:
     at = next(r for r in rows if r["size"] == TARGET_SIZE)
     per_hash = 1e6 / at["inclusion_per_s"] / at["inclusion_hashes"]
     pinned = aud["runs"]["server CPU 0, client CPU 1"]
+    level = {"c": "a two-block SHA-256 compression in C, plus a share of the Python call",
+             "python": "a hashlib SHA-256 of 65 bytes plus the loop"}.get(
+                 backend.get("fold"), "the fold's SHA-256 and the call's share")
     return [
         f"An inclusion proof at 2^30 is {at['inclusion_hashes']:.0f} node hashes: "
         f"{1e6 / at['inclusion_per_s']:.1f} µs per verification, {per_hash:.2f} µs per "
-        "level (a hashlib SHA-256 of 65 bytes plus the loop); the cost is linear in log2 "
-        "of the tree size.",
+        f"level ({level}); the cost is linear in log2 of the tree size.",
         f"The audit rebuilt {aud['size']:,} entries in {pinned['wall_s']:.1f} s "
         f"({pinned['entries_per_s']:,} entries/s) with the server on its own core: it is "
         "bound by downloading and decoding the entry bundles and tiles over HTTP "
@@ -187,14 +259,22 @@ def client_notes(rows: list[dict], aud: dict) -> list[str]:
     ]
 
 
-def report(machine, args, rows, aud) -> dict:
+def audit_cell(report: dict, key: str):
+    """A figure of ``tlog-client audit --json`` (client/audit.py,
+    AuditReport.to_json: "tilesCompared", "bundlesChecked", ...)."""
+    return report.get(key)
+
+
+def report(machine, args, rows, aud, backend: dict) -> dict:
     at = next(r for r in rows if r["size"] == TARGET_SIZE)
     pinned = aud["runs"]["server CPU 0, client CPU 1"]
     targets = [{"target": "≥ 20,000 inclusion-proof verifications/s at tree size 2^30",
                 "measured": f"{at['inclusion_per_s']:,}/s", "met": at["inclusion_per_s"] >= 20000}]
+    fold = {"c": "compiled fold", "python": "pure-Python fold"}.get(
+        backend.get("fold"), f"{machine.get('tlog_bulk_backend')} backend's bulk.fold_path")
     tables = [
-        {"title": f"Proof verification, one core (tlog_client.verify; medians of {args.repeat} "
-                  f"runs of {CASES:,} distinct proofs)",
+        {"title": f"Proof verification, one core (tlog_client.verify with the {fold}; medians "
+                  f"of {args.repeat} runs of {args.cases:,} distinct proofs)",
          "columns": ["tree size", "inclusion/s", "hashes per inclusion proof",
                      "consistency/s", "hashes per consistency proof"],
          "rows": [[f"2^{r['size'].bit_length() - 1}", r["inclusion_per_s"],
@@ -202,13 +282,17 @@ def report(machine, args, rows, aud) -> dict:
                   for r in rows]},
         {"title": f"tlog-client audit of a {aud['size']:,}-entry log, end to end (medians of "
                   f"{args.audit_repeat})",
-         "columns": ["placement", "wall s", "entries/s", "tiles", "entry bundles"],
-         "rows": [[label, r["wall_s"], r["entries_per_s"], r["report"].get("tiles"),
-                   r["report"].get("bundles")] for label, r in aud["runs"].items()]},
+         "columns": ["placement", "wall s", "entries/s", "tiles compared",
+                     "entry bundles checked"],
+         "rows": [[label, r["wall_s"], r["entries_per_s"],
+                   audit_cell(r["report"], "tilesCompared"),
+                   audit_cell(r["report"], "bundlesChecked")]
+                  for label, r in aud["runs"].items()]},
     ]
     method = [
-        "Verification: `verify_inclusion` / `verify_consistency` of tlog_client (pure Python, "
-        "hashlib SHA-256) called in a loop over 20,000 distinct, valid proofs per tree size: "
+        "Verification: `verify_inclusion` / `verify_consistency` of tlog_client, which fold "
+        f"the proof's path with {backend['text']}, called in a loop over {args.cases:,} "
+        "distinct, valid proofs per tree size: "
         "each proof has random path hashes of the exact RFC 9162 length and is checked "
         "against the root it leads to, so every call does all the hashing and succeeds. "
         "One thread, no I/O.",
@@ -230,8 +314,9 @@ def report(machine, args, rows, aud) -> dict:
     return {"benchmark": "client", "title": "Client", "order": 40,
             "command": "scripts/bench_client.py", "machine": machine, "method": method,
             "targets": targets, "tables": tables, "plots": plots,
-            "notes": client_notes(rows, aud),
-            "data": {"verification": rows, "audit": aud,
+            "notes": client_notes(rows, aud, backend),
+            "data": {"verification": rows, "audit": aud, "backend": backend,
+                     "cases": args.cases,
                      "audit_pinned_wall_s": pinned["wall_s"]}}
 
 

@@ -16,7 +16,7 @@ as built), a real ``tlog serve`` pinned to CPU 0, the load generator on CPU 1:
 
 Writes docs/bench/growth.json (log-scale plots).
 
-    .venv/bin/python scripts/bench_growth.py [--sizes 10000,...,10000000]
+    .venv/bin/python scripts/bench_growth.py [--sizes 10000,...,10000000] [--quick]
 """
 
 from __future__ import annotations
@@ -140,7 +140,13 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--python-generator", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 10^4 and 10^5 entries, 1 s per load; written to "
+                             "docs/bench/quick/")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.duration = f"{10**4},{10**5}", 1.0
+        benchserver.quick_quiet()
     global GEN
     GEN = bench_writes.Generator(args.python_generator)
     machine = machine_info(load_generator=GEN.name)
@@ -149,7 +155,7 @@ def main() -> int:
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, args, rows, time.perf_counter() - started)
-    print(f"wrote {write_result(result)}")
+    print(f"wrote {write_result(result, quick=args.quick)}")
     return 0
 
 

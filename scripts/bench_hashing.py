@@ -525,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 10^4 and 10^5 entries, 3 runs, no JSON written")
+                        help="smoke run: 10^4 and 10^5 entries, 3 runs; written to "
+                             "docs/bench/quick/")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--rereport", action="store_true",
                         help="rebuild docs/bench/hashing.json's tables and notes from the "
@@ -537,11 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         data = old["data"]
         result = report(data["roots"], data["parent_level_2^20"], data["sha256_block_ns"],
                         data["repeat"], old["machine"], data.get("c_backend"))
-        result["generated"] = old["generated"]
         print_tables(result)
-        print(f"wrote {write_result(result)}")
+        print(f"wrote {write_result(result, rereport_of=old)}")
         return 0
     sizes = SIZES[:2] if args.quick else SIZES
+    if args.quick:
+        benchserver.quick_quiet()
     repeat = 3 if args.quick else args.repeat
     if _bulk is None:
         print("WARNING: tlog_client._bulk is not built; C backend rows missing", file=sys.stderr)
@@ -564,8 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     result = report(roots, parent, block_ns, repeat, machine,
                     _bulk.configure() if _bulk else None)
     print_tables(result)
-    if not (args.quick or args.no_write):
-        print(f"wrote {write_result(result)}")
+    if not args.no_write:
+        print(f"wrote {write_result(result, quick=args.quick)}")
     return 0
 
 

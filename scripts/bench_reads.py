@@ -77,6 +77,13 @@ READ_FRAMES = {
 }
 
 
+# Counted from the stacks (never negative; None when not sampled).
+READ_DERIVED = {
+    "aiohttp request handling outside the GET entry handler":
+        {"in": "RequestHandler._handle_request", "not": "LogApi.get_entry_by_index"},
+}
+
+
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as r:
         return r.read()
@@ -186,7 +193,7 @@ def measure_size(size: int, clients: int, duration: float, repeat: int, use_wrk:
                     time.sleep(0.5)
                     run = run_mode(server.url, server.port, mode, actual, clients, duration,
                                    use_wrk)
-                out["profiles"][mode] = {**rec.summary(READ_FRAMES),
+                out["profiles"][mode] = {**rec.summary(READ_FRAMES, derived=READ_DERIVED),
                                          "rate": run["rate"]}
     return out
 
@@ -205,7 +212,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--python-generator", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: the 10^5 log only, 1 run of 2 s per read, no "
+                             "profile; written to docs/bench/quick/")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.duration, args.repeat = str(10**5), 2.0, 1
+        benchserver.quick_quiet()
     sizes = [int(s) for s in args.sizes.split(",")]
     use_wrk = loadgen.wrk_version() is not None and not args.python_generator
     gen = loadgen.wrk_version() if use_wrk else "scripts/loadgen.py (Python asyncio)"
@@ -214,12 +227,12 @@ def main() -> int:
     for size in sizes:
         started = time.perf_counter()
         results.append(measure_size(size, args.clients, args.duration, args.repeat, use_wrk,
-                                    None, profile=(size == sizes[-1])))
+                                    None, profile=(size == sizes[-1] and not args.quick)))
         results[-1]["seconds"] = round(time.perf_counter() - started, 1)
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, gen, args, results)
-    print(f"wrote {write_result(result)}")
+    print(f"wrote {write_result(result, quick=args.quick)}")
     return 0
 
 
@@ -238,17 +251,7 @@ def read_notes(results: list[dict]) -> list[str]:
         "the cache, and how many of their reads miss SQLite's page cache.")
     prof = big.get("profiles", {}).get("entry")
     if prof:
-        n = prof["named"]
-        http = n["HTTP request handling (aiohttp; includes the handler)"] - \
-            n["GET entry handler"]
-        notes.append(
-            f"Profile of inclusion-proof reads at {big['tree_size']:,}: aiohttp outside the "
-            f"handler about {http:.0f}% of the samples, proof node reads "
-            f"{n['proof node reads (O(log n) point reads)']:.0f}%, the entry row "
-            f"{n['entry row read']:.0f}%, verifying the proof before answering "
-            f"{n['inclusion proof verification']:.0f}% and the leaf hash re-check "
-            f"{n['leaf hash re-check (I3)']:.0f}%, rendering "
-            f"{n['response rendering']:.0f}%; no signing (the SET is stored).")
+        notes.append(read_profile_note(prof, big["tree_size"]))
     tiles = {m: big["modes"][m]["rate"] for m in ("tile", "tile1", "partial", "bundle")
              if m in big["modes"]}
     if tiles:
@@ -263,6 +266,28 @@ def read_notes(results: list[dict]) -> list[str]:
             "tiles are immutable and served with long-lived cache headers, so a CDN absorbs "
             "them.")
     return notes
+
+
+def read_profile_note(prof: dict, tree_size: int) -> str:
+    """The inclusion-proof profile in a sentence: shares of samples, each
+    counted (never a difference of two shares), "not sampled" for a frame
+    no sample holds."""
+    n, derived = prof["named"], prof.get("derived")
+    share = profiling.share_text
+    if derived is not None:
+        http = share(derived["aiohttp request handling outside the GET entry handler"])
+    else:  # an old profile: the handler is nested in the request handling
+        outer = n.get("HTTP request handling (aiohttp; includes the handler)")
+        inner = n.get("GET entry handler")
+        http = (share(round(outer - inner, 1)) if outer and inner is not None
+                and outer >= inner else "not derivable from this (older) profile")
+    return (f"Profile of inclusion-proof reads at {tree_size:,}: aiohttp outside the "
+            f"handler {http} of the samples, proof node reads "
+            f"{share(n.get('proof node reads (O(log n) point reads)'))}, the entry row "
+            f"{share(n.get('entry row read'))}, verifying the proof before answering "
+            f"{share(n.get('inclusion proof verification'))} and the leaf hash re-check "
+            f"{share(n.get('leaf hash re-check (I3)'))}, rendering "
+            f"{share(n.get('response rendering'))}; no signing (the SET is stored).")
 
 
 def report(machine, gen, args, results) -> dict:
@@ -321,7 +346,8 @@ def report(machine, gen, args, results) -> dict:
                      "shares, they overlap)",
             "columns": ["frame", "% of samples"],
             "rows": sorted(([k, v] for k, v in prof["named"].items() if v),
-                           key=lambda r: -r[1])})
+                           key=lambda r: -r[1])
+                    + [[k, profiling.share_cell(v)] for k, v in prof.get("derived", {}).items()]})
     plots = [{"file": "reads-rate.png", "title": "Reads on one core", "kind": "bar",
               "xlabel": "tree size", "ylabel": "requests/s",
               "series": [{"label": MODES[mode],

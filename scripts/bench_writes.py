@@ -257,10 +257,15 @@ def _python_fixed(port: int, rate: int, duration: float) -> dict:
     return result.summary()
 
 
+# A submission's parsing and checks: prepared (parsed, canonicalised) in
+# the check thread, then its check run (the signature); parse_proposed for
+# callers that do both at once.
+PARSE_FRAMES = ("prepare_proposed (entrytypes.py", "_run_check (api.py",
+                "parse_proposed (entrytypes.py")
 WRITE_FRAMES = {
     "HTTP request handling (aiohttp; includes the handler)": "RequestHandler._handle_request",
     "create_entry handler": "LogApi.create_entry",
-    "entry parsing and checks (parse_proposed)": "parse_proposed (entrytypes.py",
+    "entry parsing and checks (prepare_proposed and its check)": PARSE_FRAMES,
     "ECDSA P-256 verify of the entry signature": "_verify_ecdsa",
     "strict JSON parsing": "loads_strict",
     "canonical body": "canonical_body",
@@ -271,6 +276,18 @@ WRITE_FRAMES = {
     "inclusion proofs from memory, verified": "inclusion_proofs",
     "SQLite writes (entries, search, nodes, tiles)": "insert_",
     "published-checkpoint record (per batch)": "PublishedRecord.publish",
+}
+
+
+# Shares of one frame besides another, counted from the stacks (samples
+# holding "in" and not "not"): never negative, None when "in" was not sampled.
+WRITE_DERIVED = {
+    "aiohttp request handling outside the create_entry handler":
+        {"in": "RequestHandler._handle_request", "not": "LogApi.create_entry"},
+    "sequencer batch besides the SET signatures":
+        {"in": "Sequencer._integrate", "not": "sign_sets"},
+    "parsing and canonicalisation besides the signature check":
+        {"in": PARSE_FRAMES, "not": "_verify_ecdsa"},
 }
 
 
@@ -285,7 +302,7 @@ def profile_run(gen: Generator, clients: int, duration: float) -> dict | None:
             with profiling.Recording(server.proc.pid, workdir / "profile.txt") as rec:
                 time.sleep(0.5)
                 run = gen.closed(server.url, server.port, clients, duration, 0, "1")
-            out = rec.summary(WRITE_FRAMES)
+            out = rec.summary(WRITE_FRAMES, derived=WRITE_DERIVED)
         out["run"] = {k: run[k] for k in ("rate", "p50_ms", "p99_ms")}
         out["clients"] = clients
         return out
@@ -336,7 +353,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
-    parser.add_argument("--quick", action="store_true", help="fewer levels, 1 run each")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1, 16 and 128 clients, 1 run of 3 s each, no baseline "
+                             "and no second interpreter; written to docs/bench/quick/")
+    parser.add_argument("--rereport", action="store_true",
+                        help="rebuild docs/bench/writes.json's tables and notes from the "
+                             "figures it holds (no measuring)")
     parser.add_argument("--python-generator", action="store_true",
                         help="use scripts/loadgen.py even if wrk is installed")
     parser.add_argument("--baseline", default="8d0c2d0",
@@ -345,8 +367,11 @@ def main() -> int:
                         help="another CPython build to run the server under as well "
                              "(auto: /usr/bin/python3.X when it is not .venv's; '' skips)")
     args = parser.parse_args()
+    if args.rereport:
+        return rereport()
     if args.quick:
-        args.repeat, args.duration = 1, 4.0
+        args.repeat, args.duration, args.baseline, args.server_python = 1, 3.0, "", ""
+        benchserver.quick_quiet()
     clients_list = (1, 16, 128) if args.quick else CLIENTS
     gen = Generator(args.python_generator)
     machine = machine_info(load_generator=gen.name)
@@ -356,7 +381,7 @@ def main() -> int:
     print(f"generator ceiling: {ceil}", file=sys.stderr)
     single = closed_sweep(gen, clients_list, args.repeat, args.duration, "1 core",
                           server_cpus="0", gen_cpus="1")
-    rate = fixed_rate(FIXED_RATE, 20.0 if not args.quick else 8.0, args.repeat)
+    rate = fixed_rate(FIXED_RATE, 20.0 if not args.quick else 5.0, args.repeat)
     profile = profile_run(gen, 128, args.duration)
     both = []
     for workers in (0, 1, 2, 3):
@@ -379,7 +404,34 @@ def main() -> int:
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto,
                     interp)
-    print(f"wrote {write_result(result)}")
+    print(f"wrote {write_result(result, quick=args.quick)}")
+    return 0
+
+
+def rereport() -> int:
+    """Tables and notes of docs/bench/writes.json rebuilt by this script from
+    the figures the file holds; its provenance and date are kept."""
+    import json
+    import re
+    from types import SimpleNamespace
+
+    from render_benchmarks import BENCH_DIR
+    old = json.loads((BENCH_DIR / "writes.json").read_text())
+    data = old["data"]
+    settings = data.get("settings") or {}
+    if not settings:  # written before "settings": from its runs and its method
+        method = " ".join(old.get("method", []))
+        found = re.search(r"measures for ([0-9.]+) s", method)
+        settings = {"repeat": len(data["single_core"][0]["runs"]),
+                    "duration": float(found.group(1)) if found else None}
+    args = SimpleNamespace(repeat=settings["repeat"], duration=settings["duration"],
+                           baseline=data.get("baseline_ref"))
+    gen = SimpleNamespace(name=old["machine"].get("load_generator"))
+    result = report(old["machine"], gen, args, data["ceiling"], data["single_core"],
+                    data["fixed_rate"], data["both_cores"], data["baseline"], data["profile"],
+                    data["crypto_us"], data["interpreters"])
+    result["data"]["settings"] = data.get("settings")
+    print(f"wrote {write_result(result, rereport_of=old)}")
     return 0
 
 
@@ -446,22 +498,7 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
         f"instead ({single[0]['rate']:,.0f}/s with one client, p50 {single[0]['p50_ms']:.1f} "
         "ms: that is the durable round trip).")
     if profile:
-        named = profile["named"]
-        verify = named["ECDSA P-256 verify of the entry signature"]
-        sets = named["SET signatures (Ed25519, per entry, in the batch)"]
-        http = named["HTTP request handling (aiohttp; includes the handler)"] - \
-            named["create_entry handler"]
-        batch = named["sequencer batch, writer thread (all)"] - sets
-        parse = named["entry parsing and checks (parse_proposed)"] - verify
-        notes.append(
-            f"Profile at {profile['clients']} clients (py-spy, shares of the server's CPU "
-            f"samples): the entry's ECDSA P-256 signature check {verify:.0f}%, aiohttp's "
-            f"request handling outside our handler about {http:.0f}%, the SET signatures "
-            f"{sets:.0f}%, the rest of the sequencer's batch (SQL inserts, proofs, commit, "
-            f"record; fsync waits not counted) {batch:.0f}%, parsing and canonicalisation "
-            "besides the signature check "
-            f"{parse:.0f}%. The two signatures per entry (verify the submitter's, sign the "
-            "SET) and the HTTP stack are what is left: none of it can be done once per batch.")
+        notes.append(profile_note(profile))
     if baseline:
         b = max(baseline, key=lambda r: r["rate"])
         a = next((r for r in single if r["clients"] == b["clients"]), top)
@@ -524,6 +561,50 @@ def write_notes(single, rate, both, baseline, profile, ceil, crypto, interp) -> 
         f"The load generator is not the limit: it drives a canned responder at "
         f"{max(ceil.values()):,.0f} requests/s.")
     return notes
+
+
+def profile_note(profile: dict) -> str:
+    """The profile's paragraph. Every share is a count of samples (inclusive,
+    or one frame besides another counted from the stacks, ``derived``), so
+    none can be negative; a frame no sample holds is "not sampled". A
+    profile recorded before derived shares existed (no "derived") gives its
+    inclusive shares only."""
+    named, derived = profile["named"], profile.get("derived")
+    share = profiling.share_text
+
+    def inclusive(label: str) -> str:
+        value = named.get(label)
+        if derived is None and not value:  # an old profile: 0.0 was also "not sampled"
+            return "0% or not sampled"
+        return share(value)
+
+    head = (f"Profile at {profile['clients']} clients (py-spy, shares of the server's CPU "
+            f"samples; fsync waits not counted): the entry's ECDSA P-256 signature check "
+            f"{inclusive('ECDSA P-256 verify of the entry signature')}, the SET signatures "
+            f"{inclusive('SET signatures (Ed25519, per entry, in the batch)')}")
+    if derived is None:
+        return (head + f", the sequencer's batch in all "
+                f"{inclusive('sequencer batch, writer thread (all)')}, HTTP request handling "
+                "(aiohttp, our handler included) "
+                f"{inclusive('HTTP request handling (aiohttp; includes the handler)')}. "
+                "Inclusive shares: they overlap. This profile predates the shares of one frame "
+                "besides another (counted from the stacks), so none are given.")
+    return (head + ", aiohttp's request handling outside our handler "
+            f"{share(derived['aiohttp request handling outside the create_entry handler'])}, "
+            "the rest of the sequencer's batch (SQL inserts, proofs, commit, record) "
+            f"{share(derived['sequencer batch besides the SET signatures'])}, parsing and "
+            "canonicalisation besides the signature check "
+            f"{share(derived['parsing and canonicalisation besides the signature check'])}. "
+            "The two signatures per entry (verify the submitter's, sign the SET) and the "
+            "HTTP stack are what is left: none of it can be done once per batch.")
+
+
+def _named_cell(profile: dict, value: float | None):
+    """A table cell for an inclusive share: a profile recorded before
+    "derived" existed wrote 0.0 also for a frame never sampled."""
+    if "derived" not in profile and not value:
+        return "0 or not sampled"
+    return profiling.share_cell(value)
 
 
 def _split_text(row: dict) -> str:
@@ -610,8 +691,14 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
                      f"{profile['samples']:,} CPU samples, fsync waits left out; inclusive "
                      "shares, they overlap)",
             "columns": ["frame", "% of samples"],
-            "rows": sorted(([k, v] for k, v in profile["named"].items()),
-                           key=lambda r: -r[1])})
+            "rows": sorted(([k, _named_cell(profile, v)] for k, v in profile["named"].items()),
+                           key=lambda r: -r[1] if isinstance(r[1], float) else 1)})
+        if profile.get("derived"):
+            tables.append({
+                "title": "Shares of one frame besides another (samples holding the first "
+                         "and not the second, counted from the stacks)",
+                "columns": ["frame", "% of samples"],
+                "rows": [[k, profiling.share_cell(v)] for k, v in profile["derived"].items()]})
         tables.append({"title": "Top frames by self time",
                        "columns": ["frame", "% of samples"], "rows": profile["self"]})
     plots = [
@@ -658,7 +745,8 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
             "data": {"single_core": single, "fixed_rate": rate, "both_cores": both,
                      "interpreters": interp,
                      "ceiling": ceil, "baseline": baseline, "baseline_ref": args.baseline,
-                     "profile": profile, "crypto_us": crypto}}
+                     "profile": profile, "crypto_us": crypto,
+                     "settings": {"repeat": args.repeat, "duration": args.duration}}}
 
 
 if __name__ == "__main__":

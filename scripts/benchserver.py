@@ -56,6 +56,13 @@ def wait_until_quiet() -> None:
     QUIET["waited_s"] += time.monotonic() - start
 
 
+def quick_quiet() -> None:
+    """For a smoke run (``--quick``): wait for idle CPUs a moment at most
+    (its figures are not the page's, so a busy machine only makes them
+    noisier)."""
+    QUIET.update(max_wait_s=0.5, budget_s=10.0)
+
+
 def quiet_report() -> str:
     return (f"waited {QUIET['waited_s']:.0f} s in all for the CPUs to be idle before "
             f"{QUIET['runs']} runs; {QUIET['gave_up']} started while other processes were "

@@ -19,7 +19,6 @@ tree before it is served or cached. A row that fails is a 500 naming it
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -72,16 +71,25 @@ PARSE_RUN = 16
 # Off the event loop (SPEC §10 U5, tlog.offload): one thread checks
 # submissions (cryptography lets go of the interpreter lock while it
 # verifies, so a second would buy little and contend for it while parsing),
-# two run searches (SQLite lets go of it in each step). Their queues are
-# bounded: above, 503 with Retry-After. Submissions waiting for the check
-# thread hold their bodies: at most CHECK_QUEUE of them, CHECK_QUEUE_BYTES in
-# all (one larger body is let in when none waits).
+# one runs searches, at most half of its time while more are waiting (a
+# search's merge is Python, holding the lock: measured under 1,000
+# concurrent searches, the unrelated reads' worst latency 63-78 ms against
+# 52-170 ms with two threads unbounded, in 25 s phases; 230 MiB against
+# 300). Their queues are bounded: above, 503 with Retry-After. Submissions
+# waiting for the check thread hold their bodies: at most CHECK_QUEUE of
+# them, CHECK_QUEUE_BYTES in all (one larger body is let in when none waits).
 CHECK_THREADS = 1
 CHECK_QUEUE = 1024
 CHECK_QUEUE_BYTES = 64 << 20
-SEARCH_THREADS = 2
+SEARCH_THREADS = 1
+SEARCH_SHARE = 0.5
 SEARCH_QUEUE = 64
 NEXT_CURSOR = "X-Tlog-Next-Cursor"
+# A JSON body's values become Python objects of about 300 bytes each: 4 MiB
+# of `{"a":1},` is 400,000 dicts, 130 MiB at once (0.9 s to parse) and kept
+# by the allocator after. No submission or search needs more than a few
+# dozen values; their bodies may hold at most this many (SPEC §10 U5).
+MAX_JSON_VALUES = 10_000
 
 
 class ApiError(Exception):
@@ -138,7 +146,8 @@ class LogApi:
         # their signatures checked back to back (tlog.turnbatch).
         self.checks = Offload("check", threads=CHECK_THREADS, max_items=CHECK_QUEUE,
                               max_bytes=CHECK_QUEUE_BYTES)
-        self.searches = Offload("search", threads=SEARCH_THREADS, max_items=SEARCH_QUEUE)
+        self.searches = Offload("search", threads=SEARCH_THREADS, max_items=SEARCH_QUEUE,
+                                share=SEARCH_SHARE)
         self.entry_parsing: TurnBatch[bytes, entrytypes.Check] = TurnBatch(
             self._prepare_entry, max_items=parse_run, then=_run_check,
             offload=None if __import__("os").environ.get("TLOG_TMP_ONLOOP") else self.checks,  # TMP-MEASURE
@@ -148,17 +157,12 @@ class LogApi:
 
     async def create_entry(self, request: web.Request) -> web.Response:
         self._check_write_rate(request)
-        body = await self._body(request)
-        try:
-            parsed = self.entry_parsing.run(body)
-        except BusyError:
-            raise ApiError(503, "the log is busy: too many submissions are waiting for their "
-                                "signature check", {"Retry-After": "1"}) from None
         # Cancelled here (the client went away: aiohttp cancels the handler),
         # the check is skipped if it has not run yet. From submit() on the
         # entry is the sequencer's: queued before the first await, it is
-        # integrated whatever happens to this handler.
-        entry = await parsed
+        # integrated whatever happens to this handler. (No local holds the
+        # body or the future: see _off_loop.)
+        entry = await self._checked(await self._body(request))
         # No pre-check for a duplicate here: the batch asks the database
         # once for all its entries (I4), and a repeat comes back as one.
         started = time.perf_counter()
@@ -183,9 +187,19 @@ class LogApi:
                             content_type="application/json", headers={
             "Location": f"{API}/log/entries/{uuid}", "ETag": f'"{uuid}"'})
 
+    def _checked(self, body: bytes) -> asyncio.Future:
+        """The future of ``body`` parsed and checked as a proposed entry, in
+        the check thread (tlog.turnbatch); 503 at once when its queue is full."""
+        try:
+            return self.entry_parsing.run(body)
+        except BusyError:
+            raise ApiError(503, "the log is busy: too many submissions are waiting for their "
+                                "signature check", {"Retry-After": "1"}) from None
+
     def _prepare_entry(self, data: bytes) -> entrytypes.Check:
         """A request body parsed as a proposed entry; its check (the
         signature) still to run (:func:`_run_check`)."""
+        _check_json_values(data)
         return entrytypes.prepare_proposed(self._loads(data), self.config)
 
     def _submission_json(self, entry: NewEntry, done: Integrated, uuid: str) -> bytes:
@@ -371,8 +385,8 @@ class LogApi:
         header (and a Link header naming it). Parsed and run in a search
         thread (the body's JSON and a publicKey's chain too): cancelled,
         the search stops at its next index query, or never starts."""
-        body = await self._body(request)
-        ids, after, query = await self._off_loop(self.searches, self._search_page, body)
+        ids, after, query = await self._off_loop(self.searches, self._search_page,
+                                                 await self._body(request))
         headers = {}
         if after is not None:
             cursor = search.cursor(query, after)
@@ -384,28 +398,37 @@ class LogApi:
         """In a search thread: the page ``data`` asks for, as the JSON array
         of its EntryIDs, the index the next page starts after (None: the
         last page) and the query."""
+        _check_json_values(data)
         request = search.parse_request(self._loads(data), self.config)
         with self.storage.snapshot() as snap:
             head = self._head(snap)
             page = search.run(snap, request.query, request.after, self.config.search_page,
                               head.size, job_cancelled)
-            # Leaf hashes from the tree's own level-0 nodes: no entry body
-            # (a dsse entry's attestation can be megabytes) is read.
-            leaves = snap.read_hashes([(0, i) for i in page.indexes])
+            if job_cancelled():  # the client left while the index was read
+                raise search.SearchAbandoned()
+            leaves = _leaf_hashes(snap, page.indexes)
+        # EntryIDs are hex: the JSON array needs no escaping.
         prefix = self._id_prefix
-        ids = json.dumps([prefix + h.hex() for h in leaves]).encode()
+        ids = ('["' + '","'.join([prefix + h.hex() for h in leaves]) + '"]' if leaves
+               else "[]").encode()
         return ids, page.next_after, request.query
 
-    async def _off_loop(self, offload: Offload, fn: Callable, *args: object,
-                        items: int = 1) -> Any:
-        """``fn(*args)`` run by ``offload`` (its exceptions raised here);
-        503 with Retry-After when its queue is full."""
+    def _off_loop(self, offload: Offload, fn: Callable, *args: object,
+                  items: int = 1) -> asyncio.Future:
+        """The future of ``fn(*args)`` run by ``offload``; 503 with
+        Retry-After at once when its queue is full.
+
+        Await it in the expression that makes it, with no local holding it
+        or the request body: the exception it may raise holds the awaiting
+        frame in its traceback, and a frame holding the future (which holds
+        the exception) is a reference cycle that keeps the body alive until
+        a full garbage collection (measured: 4 MB bodies refused one after
+        another grew two HTTP workers to 2 GB each)."""
         try:
-            fut = offload.run(fn, *args, items=items)
+            return offload.run(fn, *args, items=items)
         except BusyError:
             raise ApiError(503, f"the log is busy: too many {offload.name} requests are "
                                 "waiting; try again", {"Retry-After": "1"}) from None
-        return await fut
 
     # -- tiles (c2sp.org/tlog-tiles) -------------------------------------------------
 
@@ -423,7 +446,7 @@ class LogApi:
         cache = IMMUTABLE if tile.width == 256 else SHORT_LIVED
         if isinstance(tile, Tile):  # one verified before needs no snapshot
             key = (tile.level, tile.index, tile.width)
-            data = self._tiles.get(key)
+            data = self._tiles.get(key) or self._stored_full_tile(tile)
             if data is not None:
                 return web.Response(body=data, content_type="application/octet-stream",
                                     headers={"Cache-Control": cache})
@@ -444,6 +467,26 @@ class LogApi:
                 self._tiles.put(key, data)
         return web.Response(body=data, content_type="application/octet-stream",
                             headers={"Cache-Control": cache})
+
+    def _stored_full_tile(self, tile: Tile) -> bytes | None:
+        """A full level-0 or level-1 tile whose level-8 nodes are already
+        proved (so it is in the tree: U3), read as stored, without a
+        snapshot (a full tile never changes), and checked against them; None
+        when it is not such a tile, or is not stored whole (then the
+        snapshot path reads and checks it)."""
+        level8 = self._level8
+        if tile.width != 256 or tile.level > 1 or \
+                level8.count < (tile.index + 1) * (256 if tile.level else 1):
+            return None
+        data = self.storage.stored_full_tile(tile.level, tile.index)
+        if data is None:
+            return None
+        proved = level8.nodes(tile.index * 256, 256) if tile.level else level8.node(tile.index)
+        if (data if tile.level else root_of_level(data)) != proved:
+            raise DamagedStorageError(f"stored tile {tile_path(tile)}",
+                                      "it does not hash to the tree's proved level-8 nodes")
+        self._tiles.put((tile.level, tile.index, 256), data)
+        return data
 
     def _verify_tile(self, snap: ReadTxn, head: StoredCheckpoint, tile: Tile | EntryBundle,
                      hashes: bytes) -> None:
@@ -617,6 +660,32 @@ def _json_index(value: object, field: str) -> int:
     if type(value) is not int or not 0 <= value <= MAX_INT64:
         raise FormatError(field, "must be an integer in [0, 2^63-1]")
     return value
+
+
+def _leaf_hashes(snap: ReadTxn, indexes: list[int]) -> list[bytes]:
+    """The leaf hashes of entries ``indexes`` (ascending), from the tree's
+    own level-0 nodes: no entry body (a dsse entry's attestation can be
+    megabytes) is read. Close together (a page of a common key), one range
+    read of the span; else one lookup per node."""
+    if not indexes:
+        return []
+    first, span = indexes[0], indexes[-1] - indexes[0] + 1
+    if span <= 4 * len(indexes):
+        data = snap.level_hashes(0, first, span)
+        if len(data) == 32 * span:
+            return [data[32 * (i - first):32 * (i - first + 1)] for i in indexes]
+    return snap.read_hashes([(0, i) for i in indexes])
+
+
+def _check_json_values(data: bytes) -> None:
+    """FormatError naming ``body`` if ``data`` may hold more than
+    MAX_JSON_VALUES JSON values, before it is parsed. Each value but the
+    first follows a comma or opens a container, so commas, braces and
+    brackets bound them (those inside strings counted too: a safe excess)."""
+    count = data.count(b",") + data.count(b"{") + data.count(b"[")
+    if count > MAX_JSON_VALUES:
+        raise FormatError("body", f"holds {count:,} commas, braces and brackets; a request "
+                                  f"may hold at most {MAX_JSON_VALUES:,} JSON values")
 
 
 def _run_check(check: entrytypes.Check) -> NewEntry:

@@ -557,6 +557,16 @@ class Storage:
                 self._readers.append(conn)
         return conn
 
+    def stored_full_tile(self, level: int, index: int) -> bytes | None:
+        """The stored row of full tile (level, index), read outside any
+        snapshot (full tiles never change once stored), unchecked; None if
+        none is stored. Precondition: the caller knows the tile is in the
+        tree (U3: checked before storage is asked)."""
+        with typed_errors(self.path):
+            row = self._reader().execute("SELECT data FROM tiles WHERE id = ?",
+                                         (node_id(level, index),)).fetchone()
+        return row[0] if row else None
+
     @contextmanager
     def snapshot(self) -> Iterator["ReadTxn"]:
         """One read transaction: every read inside sees the same state (I8).

@@ -67,6 +67,14 @@ def _progress_printer(enabled: bool):
     return show
 
 
+def _page_printer():
+    """Progress of a paged search on stderr: answers read, entries found."""
+    def show(pages: int, hits: int) -> None:
+        sys.stderr.write(f"\rsearch: {pages:,} pages read, {hits:,} entries found ")
+        sys.stderr.flush()
+    return show
+
+
 # -- commands -------------------------------------------------------------------
 
 async def cmd_upload(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -> int:
@@ -126,9 +134,16 @@ async def cmd_search(cfg: Config, ns: argparse.Namespace, env: dict[str, str]) -
     public_key = _read(ns.public_key, "public key") if ns.public_key else None
     if not (digest or public_key or ns.email or ns.subject):
         raise UsageError("search needs --artifact, --digest, --public-key, --email or --subject")
+    if ns.max_pages < 1:
+        raise UsageError("--max-pages must be at least 1")
+    show = ns.progress if ns.progress is not None else sys.stderr.isatty()
     async with _client(cfg) as client:
         hits = await client.search(digest=digest, public_key=public_key, email=ns.email,
-                                   subject=ns.subject, operator=ns.operator)
+                                   subject=ns.subject, operator=ns.operator,
+                                   max_pages=ns.max_pages,
+                                   on_page=_page_printer() if show else None)
+    if show:
+        sys.stderr.write("\n")
     human = "\n".join(_describe(h) for h in hits) or "no entries found"
     _emit(cfg, {"entries": [h.to_json() for h in hits]}, human)
     return EXIT_OK
@@ -346,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email")
     p.add_argument("--subject", help="certificate SAN URI")
     p.add_argument("--operator", choices=("and", "or"))
+    p.add_argument("--max-pages", type=int, default=100,
+                   help="most search answers to follow (each up to the log's page size); "
+                        "more is an error: narrow the query (default 100)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", action="store_true", default=None,
+                   help="pages and entries found on stderr (default: when it is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("verify", help="verify an artifact: offline with --bundle, else online; "

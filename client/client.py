@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,9 +48,18 @@ from .trust import LogPublicKey, PinnedLog, VerifiedCheckpoint
 from .verify import verify_inclusion
 
 __all__ = ["ClientError", "ConsistencyResult", "EntryNotFoundError", "InclusionResult",
-           "LogAPIError", "LogClient", "LogInfo", "LogUnavailableError", "SyncLogClient"]
+           "LogAPIError", "LogClient", "LogInfo", "LogUnavailableError", "SearchTooLongError",
+           "SyncLogClient"]
 
 RETRIEVE_BATCH = 10
+SEARCH_PAGES = 100
+"""Most search answers (pages) :meth:`LogClient.search` follows by default."""
+NEXT_CURSOR = "x-tlog-next-cursor"
+"""The header a tlog search answer names its next page's cursor in."""
+
+
+class SearchTooLongError(ClientError):
+    """A search has more pages than the caller allowed (``max_pages``)."""
 TILE_CACHE_BYTES = 32 << 20
 API = "/api/v1"
 
@@ -387,10 +396,16 @@ class LogClient(Submitter):
 
     async def search(self, *, digest: str | None = None, public_key: bytes | None = None,
                      email: str | None = None, subject: str | None = None,
-                     operator: str | None = None) -> list[VerifiedEntry]:
-        """Search the index (``POST /api/v1/index/retrieve``). Every hit is
-        fetched, verified and checked to match the query before it is
-        returned (a log answering with other entries raises
+                     operator: str | None = None, max_pages: int = SEARCH_PAGES,
+                     on_page: Callable[[int, int], None] | None = None
+                     ) -> list[VerifiedEntry]:
+        """Search the index (``POST /api/v1/index/retrieve``), following the
+        log's cursors (the ``X-Tlog-Next-Cursor`` header of a tlog; a Rekor
+        answers in one page) through at most ``max_pages`` answers:
+        SearchTooLongError if more follow (narrow the query, or allow more).
+        ``on_page(pages, hits)`` is called after each answer (progress).
+        Every hit is fetched, verified and checked to match the query before
+        it is returned (a log answering with other entries raises
         ResponseMismatchError). Sorted by log index."""
         query: dict[str, Any] = {}
         if digest is not None:
@@ -407,9 +422,7 @@ class LogClient(Submitter):
             if operator not in ("and", "or"):
                 raise FormatError("operator", "is 'and' or 'or'")
             query["operator"] = operator
-        _, _, payload = await self._request("POST", f"{API}/index/retrieve", body=query)
-        items = expect_list(loads_strict(payload, max_size=MAX_RESPONSE), "search result")
-        refs = list(dict.fromkeys(parse_entry_ref(expect_str(r, "uuid")).key for r in items))
+        refs = list(dict.fromkeys(await self._search_refs(query, max_pages, on_page)))
         watch = Watch.build(digests=[digest] if digest else [],
                             keys=[public_key] if public_key else [],
                             emails=[email] if email else [], subjects=[subject] if subject else [])
@@ -420,6 +433,26 @@ class LogClient(Submitter):
                 raise ResponseMismatchError(f"the log returned entry {hit.log_index} for a "
                                             "search it does not match")
         return sorted(hits, key=lambda v: v.log_index)
+
+    async def _search_refs(self, query: dict[str, Any], max_pages: int,
+                           on_page: Callable[[int, int], None] | None) -> list[str]:
+        """The EntryIDs (or UUIDs) of every page of ``query``, in order."""
+        refs: list[str] = []
+        cursor: str | None = None
+        for page in range(1, max_pages + 1):
+            body = query if cursor is None else {**query, "cursor": cursor}
+            _, headers, payload = await self._request("POST", f"{API}/index/retrieve",
+                                                      body=body)
+            items = expect_list(loads_strict(payload, max_size=MAX_RESPONSE), "search result")
+            refs += [parse_entry_ref(expect_str(r, "uuid")).key for r in items]
+            cursor = next((v for k, v in headers.items() if k.lower() == NEXT_CURSOR), None)
+            if on_page is not None:
+                on_page(page, len(refs))
+            if cursor is None:
+                return refs
+        raise SearchTooLongError(f"the search has more than {max_pages} pages "
+                                 f"({len(refs)} entries so far): narrow the query or allow "
+                                 "more pages")
 
 
 class SyncLogClient:

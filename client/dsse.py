@@ -30,7 +30,9 @@ Rekor verifies with); ECDSA on P-384/P-521 is also accepted with
 SHA-384/SHA-512, and ECDSA signatures are accepted DER or IEEE P1363 (r||s),
 as Rekor does. Each signature is recorded with the first verifier (in the
 order given) that verifies it. Verifiers that verify nothing must still parse
-and be allowed, but are not recorded.
+and be allowed, but are not recorded. An entry whose signatures × verifiers
+exceed a cap (:data:`MAX_TRIALS` by default) is refused before anything is
+verified.
 
 Canonical body (the leaf), as Rekor's ``V001Entry.Canonicalize``::
 
@@ -88,6 +90,13 @@ MAX_SIGNATURES = 16
 MAX_VERIFIERS = 16
 """Most verifiers in one proposed entry."""
 
+MAX_TRIALS = 16
+"""Default cap on signature × verifier pairs tried for one proposed entry
+(every envelope signature may be tried under every verifier): up to
+MAX_SIGNATURES × MAX_VERIFIERS = 256 checks otherwise, and a P-521 check
+costs about 0.5 ms here (SPEC §10 U5). A server sets its own
+(``--max-verify-trials``)."""
+
 SERVER_COMPUTED = ("signatures", "envelopeHash", "payloadHash")
 """spec members the log computes; a proposal may carry them only as null."""
 
@@ -100,6 +109,15 @@ _CURVE_HASH = {"secp384r1": "sha384", "secp521r1": "sha512"}
 
 class EnvelopeTooLargeError(FormatError):
     """The envelope (attestation) exceeds its size cap (a server answers 413)."""
+
+
+def check_trials(keys: int, signatures: int, max_trials: int, field: str) -> None:
+    """FormatError naming ``field`` if trying each of ``signatures`` under
+    each of ``keys`` is more than ``max_trials`` signature checks."""
+    if keys * signatures > max_trials:
+        raise FormatError(field, f"{keys} keys for {signatures} signatures make "
+                                 f"{keys * signatures} signature checks to try, over the limit "
+                                 f"of {max_trials}: send only the keys that signed")
 
 
 def check_envelope_size(size: int, limit: int, field: str) -> None:
@@ -408,13 +426,16 @@ def _sorted_signatures(pairs: Sequence[DsseSignature]) -> tuple[DsseSignature, .
 
 
 def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
-                   max_envelope: int = MAX_ENVELOPE) -> DsseEntry:
+                   max_envelope: int = MAX_ENVELOPE,
+                   max_trials: int = MAX_TRIALS) -> DsseEntry:
     """Validate a proposed dsse 0.0.1 entry (parsed JSON), verify every
     envelope signature and parse an in-toto payload.
 
     Raises FormatError naming the JSON path (schema, base64, PEM, allow-list,
-    envelope, statement), EnvelopeTooLargeError when the envelope exceeds
-    ``max_envelope`` bytes, or SignatureError."""
+    envelope, statement; ``spec.proposedContent.verifiers`` when the
+    envelope's signatures times the verifiers exceed ``max_trials``, checked
+    before any key is parsed or signature verified), EnvelopeTooLargeError
+    when the envelope exceeds ``max_envelope`` bytes, or SignatureError."""
     top = parse_entry_top(obj, KIND, API_VERSION)
     spec = top["spec"]
     if isinstance(spec, dict):
@@ -429,7 +450,8 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
     envelope_bytes = text.encode("utf-8")
     check_envelope_size(len(envelope_bytes), max_envelope, _ENV)
     envelope = parse_envelope(envelope_bytes, _ENV, max_size=max_envelope)
-    verifiers = _parse_verifiers(content["verifiers"], max_chain)
+    verifiers = _parse_verifiers(content["verifiers"], max_chain, len(envelope.signatures),
+                                 max_trials)
     statement = statement_of(envelope, f"{_ENV}.payload")
     used = verify_envelope(envelope, verifiers, _ENV)
     signatures = _sorted_signatures([DsseSignature(s.sig, key)
@@ -440,12 +462,18 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
                      envelope_bytes=envelope_bytes, statement=statement)
 
 
-def _parse_verifiers(value: object, max_chain: int) -> list[KeyMaterial]:
+def _parse_verifiers(value: object, max_chain: int, signatures: int,
+                     max_trials: int) -> list[KeyMaterial]:
+    """The verifiers of an envelope of ``signatures`` signatures, each tried
+    under every verifier: refused when that is more than ``max_trials``
+    pairs, before any PEM is parsed (a chain's own signatures are checked
+    while it is parsed)."""
     path = f"{_PC}.verifiers"
     items = expect_list(value, path, max_items=MAX_VERIFIERS)
     if not items:
         raise FormatError(path, "at least one verifier (base64 PEM key or certificate) "
                                 "is required")
+    check_trials(len(items), signatures, max_trials, path)
     keys = []
     for i, item in enumerate(items):
         where = index_path(path, i)
@@ -509,11 +537,14 @@ def verify_attestation(entry: DsseEntry, attestation: bytes, *,
                      attestation, statement)
 
 
-def build_proposed(envelope_json: bytes | str, verifier_pems: Sequence[bytes]) -> dict[str, Any]:
+def build_proposed(envelope_json: bytes | str, verifier_pems: Sequence[bytes], *,
+                   max_trials: int = MAX_TRIALS) -> dict[str, Any]:
     """Build a proposed dsse 0.0.1 entry from the envelope JSON (sent as is:
     its exact bytes are what the log hashes and keeps) and the PEM keys or
     certificate chains that verify it. Checked with :func:`parse_proposed`
-    (a bad signature fails here, not at the log); returns a JSON-ready dict."""
+    (a bad signature fails here, not at the log; so does an entry a log
+    with the trial cap ``max_trials`` would refuse); returns a JSON-ready
+    dict."""
     if isinstance(envelope_json, bytes):
         try:
             envelope_json = envelope_json.decode("utf-8")
@@ -530,5 +561,5 @@ def build_proposed(envelope_json: bytes | str, verifier_pems: Sequence[bytes]) -
         "spec": {"proposedContent": {"envelope": envelope_json,
                                      "verifiers": [b64encode_std(p) for p in verifier_pems]}},
     }
-    parse_proposed(proposed)
+    parse_proposed(proposed, max_trials=max_trials)
     return proposed

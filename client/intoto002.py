@@ -32,7 +32,9 @@ schema marks it optional but refuses to insert an entry without it);
 Verification. Every signature must verify over the PAE under ITS OWN
 ``publicKey`` (Rekor tries every key on every signature; pairing each
 signature with the key it is stored next to keeps the canonical body
-truthful). Allow-listed keys only; Ed25519 allowed; see
+truthful), so an entry tries one check per signature; a server's cap on
+checks per entry (:data:`MAX_TRIALS`, ``--max-verify-trials``) bounds the
+signatures, before any key is parsed. Allow-listed keys only; Ed25519 allowed; see
 :func:`tlog_client.dsse.verify_pae_signature` for the hashes and ECDSA
 encodings accepted. An in-toto payload must parse (:mod:`tlog_client.intoto`).
 
@@ -83,6 +85,7 @@ API_VERSION = "0.0.2"
 
 MAX_SIGNATURES = dsse.MAX_SIGNATURES
 MAX_ENVELOPE = dsse.MAX_ENVELOPE
+MAX_TRIALS = dsse.MAX_TRIALS
 EnvelopeTooLargeError = dsse.EnvelopeTooLargeError
 
 _CONTENT = "spec.content"
@@ -212,10 +215,12 @@ def _double_b64(value: object, path: str) -> tuple[bytes, str]:
 
 
 def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
-                   max_envelope: int = MAX_ENVELOPE) -> IntotoEntry:
+                   max_envelope: int = MAX_ENVELOPE,
+                   max_trials: int = MAX_TRIALS) -> IntotoEntry:
     """Validate a proposed intoto 0.0.2 entry, verify every signature under
     its public key and parse an in-toto payload. Raises FormatError naming
-    the JSON path, EnvelopeTooLargeError (envelope above ``max_envelope``
+    the JSON path (the signatures, when there are more than ``max_trials``
+    to check), EnvelopeTooLargeError (envelope above ``max_envelope``
     bytes) or SignatureError."""
     top = parse_entry_top(obj, KIND, API_VERSION, hint=_HINT)
     spec = expect_object(top["spec"], "spec", required=("content",))
@@ -230,6 +235,9 @@ def parse_proposed(obj: object, *, max_chain: int = MAX_CHAIN,
     items = expect_list(env["signatures"], sigs_path, max_items=MAX_SIGNATURES)
     if not items:
         raise FormatError(sigs_path, "an envelope needs at least one signature")
+    if len(items) > max_trials:
+        raise FormatError(sigs_path, f"{len(items)} signatures to check, over the limit of "
+                                     f"{max_trials} per entry")
     parsed: list[IntotoSignature] = []
     for i, item in enumerate(items):
         where = index_path(sigs_path, i)
@@ -330,18 +338,22 @@ def verify_attestation(entry: IntotoEntry, attestation: bytes, *,
                        entry.payload_hash, envelope, attestation, statement)
 
 
-def build_proposed(envelope_json: bytes | str, public_key_pems: Sequence[bytes]) -> dict[str, Any]:
+def build_proposed(envelope_json: bytes | str, public_key_pems: Sequence[bytes], *,
+                   max_trials: int = MAX_TRIALS) -> dict[str, Any]:
     """Build a proposed intoto 0.0.2 entry from a DSSE envelope's JSON and the
     PEM keys (or certificate chains) that verify it: each signature is paired
-    with the first key that verifies it, payload and signatures are double
-    base64 encoded, ``hash`` is left for the log to compute. Checked with
-    :func:`parse_proposed`; returns a JSON-ready dict."""
+    with the first key that verifies it (FormatError naming ``publicKeys``,
+    before any check, when signatures × keys exceed ``max_trials``), payload
+    and signatures are double base64 encoded, ``hash`` is left for the log
+    to compute. Checked with :func:`parse_proposed`; returns a JSON-ready
+    dict."""
     if isinstance(envelope_json, str):
         envelope_json = envelope_json.encode("utf-8")
     envelope = dsse.parse_envelope(envelope_json, "envelope")
     if isinstance(public_key_pems, (bytes, str)) or not all(
             isinstance(p, bytes) for p in public_key_pems):
         raise FormatError("publicKeys", "give a sequence of PEM byte strings")
+    dsse.check_trials(len(public_key_pems), len(envelope.signatures), max_trials, "publicKeys")
     keys = [(pem, parse_key_material(pem, f"publicKeys[{i}]"))
             for i, pem in enumerate(public_key_pems)]
     message = envelope.pae()
@@ -368,5 +380,5 @@ def build_proposed(envelope_json: bytes | str, public_key_pems: Sequence[bytes])
             "payload": b64encode_std(b64encode_std(envelope.payload).encode("ascii")),
             "signatures": sigs}}},
     }
-    parse_proposed(proposed)
+    parse_proposed(proposed, max_trials=max_trials)
     return proposed

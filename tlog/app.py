@@ -152,8 +152,6 @@ async def build_app(config: Config, clock: Callable[[], float] = time.time) -> w
 async def start_http(app: web.Application, config: Config, *, reuse_port: bool = False):
     """Listen on ``config.host:config.port``; returns what :func:`stop_http`
     needs. ``reuse_port``: several worker processes share the port."""
-    from .offload import share_interpreter  # the loop's turn beside the offload threads
-    share_interpreter()
     logging.getLogger("aiohttp.server").addFilter(_ClientProtocolErrors())
     # auto_decompress=False: request bodies with a Content-Encoding are
     # refused (415, SPEC §6), so the parser must never decode one: no

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 KEY_TYPES = ("ed25519", "ecdsa-p256")
+MAX_SEARCH_PAGE = 10_000  # bounds a search answer's memory and work (SPEC §10 U5)
+MAX_VERIFY_TRIALS = 256  # every pair of a dsse entry's 16 signatures and 16 verifiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,8 @@ class Config:
     max_json_depth: int = 32
     max_chain: int = 10  # certificates per chain
     max_retrieve: int = 10  # items per retrieve/search request
-    max_search_results: int = 10_000
+    search_page: int = 1000  # most EntryIDs per search answer (a cursor gives the next page)
+    max_verify_trials: int = 16  # signature x key checks one entry may need
     read_timeout_s: float = 30.0  # a request body must arrive within this (else 408)
     header_timeout_s: float = 20.0  # request line and headers within this, else closed
     max_headers: int = 100  # header lines per request (400 above)
@@ -64,7 +67,10 @@ _HELP = {
     "max_json_depth": "deepest JSON nesting accepted",
     "max_chain": "most certificates in a chain",
     "max_retrieve": "most items in one retrieve or search request",
-    "max_search_results": "most UUIDs returned by one search",
+    "search_page": "most EntryIDs in one search answer; more follow with the cursor it "
+                   "gives (each answer reads at most 10 times this many index rows)",
+    "max_verify_trials": "most signature checks one entry may need (a dsse entry tries each "
+                         "signature under each verifier: signatures x verifiers; 400 above)",
     "read_timeout_s": "seconds a client has to send a request body (408 after)",
     "header_timeout_s": "seconds a connection has to send a request's line and headers, from "
                         "connecting or from the previous response (then it is closed)",
@@ -99,11 +105,16 @@ def from_namespace(ns: argparse.Namespace) -> Config:
     values["port"] = int(values["port"])
     for name in ("batch_size", "pool_size", "max_body", "max_leaf", "max_attestation",
                  "max_json_depth",
-                 "max_chain", "max_retrieve", "max_search_results", "max_headers",
-                 "write_burst"):
+                 "max_chain", "max_retrieve", "search_page", "max_verify_trials",
+                 "max_headers", "write_burst"):
         values[name] = int(values[name])
         if values[name] < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    if values["search_page"] > MAX_SEARCH_PAGE:
+        raise SystemExit(f"--search-page must be at most {MAX_SEARCH_PAGE:,}")
+    if values["max_verify_trials"] > MAX_VERIFY_TRIALS:
+        raise SystemExit(f"--max-verify-trials must be at most {MAX_VERIFY_TRIALS} (16 "
+                         "signatures x 16 verifiers)")
     if values["max_leaf"] > 65535:
         raise SystemExit("--max-leaf must be at most 65535 (tile entry bundles, SPEC §3.3)")
     values["batch_delay_ms"] = int(values["batch_delay_ms"])

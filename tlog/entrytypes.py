@@ -72,7 +72,8 @@ def _dsse(obj: object, config: Config) -> Callable[[], Parts]:
     (verified now; the step returned has nothing left to check)."""
     try:
         entry = dsse.parse_proposed(obj, max_chain=config.max_chain,
-                                    max_envelope=config.max_attestation)
+                                    max_envelope=config.max_attestation,
+                                    max_trials=config.max_verify_trials)
     except dsse.EnvelopeTooLargeError as exc:
         raise EntryTooLargeError(exc.field, exc.reason) from None
     parts = entry.canonical_body(), _dsse_keys(entry), entry.envelope_bytes
@@ -84,7 +85,8 @@ def _intoto(obj: object, config: Config) -> Callable[[], Parts]:
     is the attestation (verified now, as dsse)."""
     try:
         entry = intoto002.parse_proposed(obj, max_chain=config.max_chain,
-                                         max_envelope=config.max_attestation)
+                                         max_envelope=config.max_attestation,
+                                         max_trials=config.max_verify_trials)
     except intoto002.EnvelopeTooLargeError as exc:
         raise EntryTooLargeError(exc.field, exc.reason) from None
     parts = (entry.canonical_body(), tuple(dict.fromkeys(_attestation_keys(entry))),

@@ -60,6 +60,20 @@ class Metrics:
                             "forked, or its head is damaged (writes refused)",
                             registry=self.registry)
 
+    def watch_queues(self, *offloads) -> None:
+        """Export each :class:`tlog.offload.Offload`'s queue (SPEC §10 U5):
+        jobs waiting, refused (503, queue full) and skipped (client gone)."""
+        waiting = Gauge("tlog_offload_waiting", "Items waiting for an offload thread",
+                        ["queue"], registry=self.registry)
+        refused = Gauge("tlog_offload_refused", "Jobs refused because the queue was full "
+                        "(answered 503), since start", ["queue"], registry=self.registry)
+        skipped = Gauge("tlog_offload_skipped", "Jobs skipped because their client went "
+                        "away, since start", ["queue"], registry=self.registry)
+        for q in offloads:
+            waiting.labels(q.name).set_function(lambda q=q: q.waiting)
+            refused.labels(q.name).set_function(lambda q=q: q.refused)
+            skipped.labels(q.name).set_function(lambda q=q: q.skipped)
+
     def count_damage(self, what: str) -> None:
         """One damaged row found; ``what`` names it ("stored entry 12"):
         counted by its kind, its words without digits (a bounded set)."""

@@ -349,7 +349,7 @@ class RemoteSequencer:
         self._checkpoints: dict[int, StoredCheckpoint] = {}
 
     async def start(self, timeout: float = 30.0,
-                    gone: Callable[[], bool] = lambda: False) -> StoredCheckpoint:
+                    gone: Callable[[], bool] = lambda: False) -> None:
         """Connect, retrying for ``timeout`` seconds unless ``gone()`` says
         the sequencer process is no more."""
         loop = asyncio.get_running_loop()
@@ -358,7 +358,7 @@ class RemoteSequencer:
             try:
                 _, self._link = await loop.create_unix_connection(
                     lambda: _ClientLink(self), str(self._path))
-                return self.head
+                return
             except (FileNotFoundError, ConnectionRefusedError):
                 if loop.time() > deadline or gone():
                     raise LinkError(f"no sequencer listening at {self._path}") from None

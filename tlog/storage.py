@@ -50,7 +50,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from tlog_client.proof import Address, ProofNodes
 
@@ -237,7 +236,7 @@ def _connect(path: Path, read_only: bool, create: bool = True) -> sqlite3.Connec
     mode = "ro" if read_only else "rwc" if create else "rw"
     # A URI, so that SQLite creates a missing file only when asked; the path
     # quoted, so that a '?', '#' or '%' in it is not URI syntax.
-    uri = f"file://{quote(os.path.abspath(path))}?mode={mode}"
+    uri = f"{Path(os.path.abspath(path)).as_uri()}?mode={mode}"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:

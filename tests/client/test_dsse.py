@@ -419,3 +419,53 @@ def test_sign_envelope_rejects_bad_input():
         dsse.sign_envelope("", PROVENANCE, [ecdsa_key().private])
     with pytest.raises(FormatError):
         dsse.sign_envelope(intoto.PAYLOAD_TYPE, b"", [ecdsa_key().private])
+
+
+# -- the cap on signature x verifier checks (SPEC §10 U5) -------------------------------
+
+def _many(signatures: int, verifiers: int) -> tuple[dict, bytes, list]:
+    """A proposed entry whose envelope holds ``signatures`` signatures (all
+    by one key: ECDSA signatures differ each time) and ``verifiers``
+    verifiers, the signer's key last. Returns it, the envelope and the keys."""
+    signer = ecdsa_key()
+    env = dsse.sign_envelope(intoto.PAYLOAD_TYPE, PROVENANCE, [signer.private] * signatures)
+    keys = [ecdsa_key() for _ in range(verifiers - 1)] + [signer]
+    return {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
+        "envelope": env.decode(), "verifiers": [b64(k.pem) for k in keys]}}}, env, keys
+
+
+@pytest.mark.parametrize("signatures, verifiers", [(1, 16), (16, 1), (4, 4), (2, 8)])
+def test_up_to_the_trial_cap_is_accepted(signatures, verifiers):
+    proposed, _, _ = _many(signatures, verifiers)
+    assert len(dsse.parse_proposed(proposed).signatures) == signatures
+    assert signatures * verifiers <= dsse.MAX_TRIALS
+
+
+@pytest.mark.parametrize("signatures, verifiers", [(2, 9), (16, 2), (5, 4), (16, 16)])
+def test_over_the_trial_cap_is_refused_naming_the_verifiers(signatures, verifiers):
+    proposed, _, _ = _many(signatures, verifiers)
+    with pytest.raises(FormatError) as info:
+        dsse.parse_proposed(proposed)
+    assert info.value.field == "spec.proposedContent.verifiers"
+    assert f"{signatures * verifiers} signature checks" in info.value.reason
+    assert f"limit of {dsse.MAX_TRIALS}" in info.value.reason
+
+
+def test_the_trial_cap_is_checked_before_any_key_is_parsed():
+    """Refused on the counts alone: verifiers that are not even PEM (whose
+    error would otherwise come first) do not get parsed."""
+    proposed, _, _ = _many(2, 2)
+    proposed["spec"]["proposedContent"]["verifiers"] = [b64(b"not a key")] * 9
+    with pytest.raises(FormatError) as info:
+        dsse.parse_proposed(proposed)
+    assert info.value.field == "spec.proposedContent.verifiers"
+
+
+def test_the_trial_cap_is_a_parameter():
+    proposed, env, keys = _many(1, 5)
+    dsse.parse_proposed(proposed, max_trials=5)
+    with pytest.raises(FormatError, match="limit of 4"):
+        dsse.parse_proposed(proposed, max_trials=4)
+    dsse.build_proposed(env, [k.pem for k in keys], max_trials=5)
+    with pytest.raises(FormatError, match="limit of 4"):
+        dsse.build_proposed(env, [k.pem for k in keys], max_trials=4)

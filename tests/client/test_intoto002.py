@@ -272,3 +272,26 @@ def test_malformed_statement_rejected():
     with pytest.raises(FormatError) as info:
         intoto002.parse_proposed(cosign_proposed([ecdsa_key()], body=bad))
     assert info.value.field == "spec.content.envelope.payload.predicate.builder"
+
+
+def test_signatures_are_bounded_by_the_trial_cap():
+    """Each signature is checked under its own key: the cap bounds the
+    signatures (before any key is parsed)."""
+    keys = [ecdsa_key() for _ in range(3)]
+    proposed = cosign_proposed(keys)
+    intoto002.parse_proposed(proposed, max_trials=3)
+    with pytest.raises(FormatError) as info:
+        intoto002.parse_proposed(proposed, max_trials=2)
+    assert info.value.field == "spec.content.envelope.signatures"
+    assert "3 signatures to check, over the limit of 2" in info.value.reason
+
+
+def test_build_proposed_tries_at_most_the_trial_cap():
+    """build_proposed tries every key on every signature: bounded the same way."""
+    keys = [ecdsa_key() for _ in range(2)]
+    env = go_envelope(keys)
+    intoto002.build_proposed(env, [k.pem for k in keys] * 1)
+    with pytest.raises(FormatError) as info:
+        intoto002.build_proposed(env, [ecdsa_key().pem for _ in range(7)] +
+                                 [k.pem for k in keys])
+    assert info.value.field == "publicKeys" and "18 signature checks" in info.value.reason

@@ -429,8 +429,8 @@ def _check_index_rows(data_dir: Path) -> None:
 
 def test_and_search_is_exact_beyond_the_result_limit(make_server):
     """Three SLSA v1 entries share a predicate type; with at most 2 results per
-    search, ``hash AND predicateType`` still finds the third."""
-    server = make_server("--max-search-results", "2")
+    page, ``hash AND predicateType`` still finds the third on the first page."""
+    server = make_server("--search-page", "2")
     pinned = PinnedLog.of(server)
     key = ecdsa_key()
     entries = []
@@ -440,7 +440,7 @@ def test_and_search_is_exact_beyond_the_result_limit(make_server):
                                                                                      digest)])))))
     digest, last = entries[-1]
     assert search(server.url, {"predicateType": "https://slsa.dev/provenance/v1"}) == \
-        sorted(e.uuid for _, e in entries[:2])  # the limit: the first two
+        sorted(e.uuid for _, e in entries[:2])  # the first page: the first two
     assert search(server.url, {"hash": digest, "predicateType": "https://slsa.dev/provenance/v1",
                                "operator": "and"}) == [last.uuid]
     assert search(server.url, {"hash": digest, "builderId": GITHUB_BUILDER,

@@ -142,3 +142,52 @@ async def test_then_skips_a_caller_cancelled_meanwhile():
     assert seconds == [0, 1, 3]
     assert done[:2] == [0, 1] and done[3] == 3
     assert futures[2].cancelled()
+
+
+# -- in an offload thread ----------------------------------------------------------------
+
+async def test_with_an_offload_runs_happen_in_its_thread():
+    import threading
+
+    from tlog.offload import Offload
+
+    threads: set[int] = set()
+
+    def first(item: int) -> int:
+        threads.add(threading.get_ident())
+        return _double_or_raise(item)
+
+    offload = Offload("t", max_items=100)
+    batch = TurnBatch(first, max_items=3, then=_then_or_raise, offload=offload)
+    items = [1, -1, 0, 2, 3, 4, 5]
+    outcomes = await asyncio.gather(*(batch.run(i) for i in items), return_exceptions=True)
+    assert threads and threading.get_ident() not in threads
+    assert outcomes[0] == 3 and isinstance(outcomes[1], ValueError)
+    assert isinstance(outcomes[2], KeyError) and outcomes[3:] == [5, 7, 9, 11]
+    assert (batch.turns, batch.items) == (3, 7) and offload.waiting == 0
+    offload.stop()
+
+
+async def test_with_a_full_offload_run_refuses_at_once():
+    from tlog.offload import BusyError, Offload
+
+    offload = Offload("t", max_items=2, max_bytes=10)
+    batch = TurnBatch(lambda item: item, offload=offload, size_of=len)
+    a, b = batch.run(b"x"), batch.run(b"y")
+    with pytest.raises(BusyError):
+        batch.run(b"z")
+    assert await asyncio.gather(a, b) == [b"x", b"y"]
+    assert offload.waiting == 0
+    assert await batch.run(b"0123456789") == b"0123456789"
+    offload.stop()
+
+
+async def test_with_an_offload_a_cancelled_caller_is_skipped():
+    from tlog.offload import Offload
+
+    calls: list[int] = []
+    batch = TurnBatch(lambda item: calls.append(item) or item, offload=Offload("t", max_items=8))
+    first, second = batch.run(1), batch.run(2)
+    first.cancel()
+    assert await second == 2
+    assert calls == [2]

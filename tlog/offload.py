@@ -161,7 +161,7 @@ class Offload:
             finally:
                 _current.future = None
             try:
-                loop.call_soon_threadsafe(_settle, fut, result, error)
+                loop.call_soon_threadsafe(settle, fut, result, error)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 return
             # Not kept while waiting for the next job (a body can be 4 MiB).
@@ -197,7 +197,7 @@ def detached(exc: Exception) -> Exception:
     return exc
 
 
-def _settle(fut: asyncio.Future, result: Any, error: Exception | None) -> None:
+def settle(fut: asyncio.Future, result: Any, error: Exception | None) -> None:
     """On the event loop: the job's outcome to its caller, if still there."""
     if fut.done():
         return

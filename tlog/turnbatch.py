@@ -49,7 +49,7 @@ import functools
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .offload import Offload, detached
+from .offload import Offload, settle, detached
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -165,12 +165,7 @@ def _run_pass(fn: Callable, items: list[tuple[object, asyncio.Future]],
 
 def _settle(outcomes: list[_Outcome]) -> None:
     for fut, result, exc in outcomes:
-        if fut.done():
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
+        settle(fut, result, exc)
 
 
 def _settle_job(run: list[tuple[object, asyncio.Future]], job: asyncio.Future) -> None:

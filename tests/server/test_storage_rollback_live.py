@@ -25,18 +25,9 @@ from tlog.published import PublishedRecord
 
 from .helpers import PinnedLog, ecdsa_signer, error_message, get, post_json
 from .test_invariants import run_serve
+from .test_rollback import backup
 
 ENTRIES = "/api/v1/log/entries"
-
-
-def backup_of(data_dir: Path, to: Path) -> None:
-    src = sqlite3.connect(f"file:{data_dir / 'tlog.db'}?mode=ro", uri=True)
-    dst = sqlite3.connect(to)
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
 
 
 def restore_into_live(copy: Path, data_dir: Path) -> None:
@@ -124,7 +115,7 @@ def test_backup_restored_into_the_live_file_never_forks(make_server, tmp_path, w
     submit_ok(pinned, signer, 5)
     witness.look()
     old = tmp_path / "old.db"
-    backup_of(data_dir, old)  # size 5
+    backup(data_dir, old)  # size 5
     submit_ok(pinned, signer, 4)  # size 9, published
     witness.look()
     assert pinned.checkpoint().size == 9
@@ -149,7 +140,7 @@ def test_idle_server_reports_the_rollback_without_a_write(make_server, tmp_path)
     signer = ecdsa_signer()
     submit_ok(pinned, signer, 3)
     old = tmp_path / "old.db"
-    backup_of(data_dir, old)
+    backup(data_dir, old)
     submit_ok(pinned, signer, 2)
     restore_into_live(old, data_dir)
     deadline = time.monotonic() + 15

@@ -329,26 +329,6 @@ def ceiling(gen: Generator, duration: float) -> dict:
         proc.join()
 
 
-def baseline_python_env(ref: str) -> tuple[dict, Path]:
-    """A git worktree of ``ref`` and the PYTHONPATH that imports its tlog
-    and tlog_client instead of the working tree's."""
-    base = Path(tempfile.mkdtemp(prefix="tlog-baseline-"))
-    tree = base / "tree"
-    subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT,
-                   check=True, capture_output=True)
-    shim = base / "shim"
-    shim.mkdir()
-    (shim / "tlog_client").symlink_to(tree / "client")
-    (shim / "tlog").symlink_to(tree / "tlog")
-    return {"PYTHONPATH": f"{shim}"}, base
-
-
-def drop_baseline(base: Path) -> None:
-    subprocess.run(["git", "worktree", "remove", "--force", str(base / "tree")], cwd=ROOT,
-                   capture_output=True)
-    shutil.rmtree(base, ignore_errors=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -363,6 +343,9 @@ def main() -> int:
                         help="use scripts/loadgen.py even if wrk is installed")
     parser.add_argument("--baseline", default="8d0c2d0",
                         help="commit to compare with (before the fast write path); '' skips")
+    parser.add_argument("--before", default=benchserver.BEFORE,
+                        help="commit whose both-cores writes this tree must not fall below "
+                             "(runs taken in turn); '' skips")
     parser.add_argument("--server-python", default="auto",
                         help="another CPython build to run the server under as well "
                              "(auto: /usr/bin/python3.X when it is not .venv's; '' skips)")
@@ -371,6 +354,7 @@ def main() -> int:
         return rereport()
     if args.quick:
         args.repeat, args.duration, args.baseline, args.server_python = 1, 3.0, "", ""
+        args.before = ""
         benchserver.quick_quiet()
     clients_list = (1, 16, 128) if args.quick else CLIENTS
     gen = Generator(args.python_generator)
@@ -391,19 +375,38 @@ def main() -> int:
         both.append({"workers": workers, **row})
     baseline = []
     if args.baseline:
-        env, base = baseline_python_env(args.baseline)
-        try:
+        with benchserver.CodeAt(args.baseline) as code:
             baseline = closed_sweep(gen, (16, 128), args.repeat, args.duration,
                                     f"baseline {args.baseline}", server_cpus="0",
-                                    gen_cpus="1", env=env)
-        finally:
-            drop_baseline(base)
+                                    gen_cpus="1", env=code.env)
+    before = None
+    if args.before:
+        # The last work's head, both cores as the target is stated: runs of
+        # this tree and of that one taken in turn, so a host that drifts
+        # moves both.
+        with benchserver.CodeAt(args.before) as code:
+            rows = {"before": [], "after": []}
+            for _ in range(args.repeat):
+                for which, env in (("after", {}), ("before", code.env)):
+                    rows[which].append(closed_sweep(
+                        gen, (128,), 1, args.duration,
+                        ("this tree" if which == "after" else f"before ({args.before})")
+                        + ", 2 cores",
+                        server_cpus=None, gen_cpus=None, server_args=("--workers", "2"),
+                        env=env)[0])
+            before = {"ref": args.before,
+                      **{k: {"rate": statistics.median(r["rate"] for r in v),
+                             "p99_ms": statistics.median(r["p99_ms"] for r in v),
+                             "server_cpu_us_per_entry": statistics.median(
+                                 r["server_cpu_us_per_entry"] for r in v),
+                             "rates": [r["rate"] for r in v]}
+                         for k, v in rows.items()}}
     interp = interpreter_runs(gen, args)
     crypto = crypto_costs()
     machine["load_average_at_end"] = load_average()
     machine["waits_for_idle_cpus"] = benchserver.quiet_report()
     result = report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto,
-                    interp)
+                    interp, before)
     print(f"wrote {write_result(result, quick=args.quick)}")
     return 0
 
@@ -429,7 +432,7 @@ def rereport() -> int:
     gen = SimpleNamespace(name=old["machine"].get("load_generator"))
     result = report(old["machine"], gen, args, data["ceiling"], data["single_core"],
                     data["fixed_rate"], data["both_cores"], data["baseline"], data["profile"],
-                    data["crypto_us"], data["interpreters"])
+                    data["crypto_us"], data["interpreters"], data.get("before"))
     result["data"]["settings"] = data.get("settings")
     print(f"wrote {write_result(result, rereport_of=old)}")
     return 0
@@ -616,7 +619,7 @@ def _split_text(row: dict) -> str:
 
 
 def report(machine, gen, args, ceil, single, rate, both, baseline, profile, crypto,
-           interp) -> dict:
+           interp, before: dict | None = None) -> dict:
     best1 = max(single, key=lambda r: r["rate"])
     best2 = max(both, key=lambda r: r["rate"])
     by_clients = {r["clients"]: r for r in single}
@@ -637,6 +640,15 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
                         f"{interp[1]['build'].split(' (')[0]}" if interp else ""),
          "met": best2["rate"] >= 4000, "best_runs": best_run(best2)},
     ]
+    if before:
+        b, a = before["before"], before["after"]
+        targets.append({
+            "target": f"no regression against {before['ref']} (both cores, --workers 2, 128 "
+                      "clients, runs taken in turn)",
+            "measured": f"{a['rate']:,.0f}/s against {b['rate']:,.0f}/s "
+                        f"({a['rate'] / b['rate']:.2f}×)",
+            "met": a["rate"] >= 0.95 * b["rate"],
+            "best_runs": f"{max(a['rates']):,.0f}/s against {max(b['rates']):,.0f}/s"})
     tables = [
         {"title": "Closed loop, server on CPU 0, generator on CPU 1 (medians)",
          "columns": ["clients", "entries/s", "p50 ms", "p99 ms", "server CPU µs/entry",
@@ -684,6 +696,16 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
                       b["server_cpu_us_per_entry"],
                       by_clients.get(b["clients"], {}).get("server_cpu_us_per_entry")]
                      for b in baseline]})
+    if before:
+        tables.append({
+            "title": f"Before/after: both cores (--workers 2, 128 clients), commit "
+                     f"{before['ref']} vs this tree, runs taken in turn (medians)",
+            "columns": ["tree", "entries/s", "runs", "p99 ms", "server CPU µs/entry"],
+            "rows": [[f"{name} ({before['ref']})" if name == "before" else "this tree",
+                      before[name]["rate"], " / ".join(f"{r:,.0f}" for r in
+                                                       before[name]["rates"]),
+                      before[name]["p99_ms"], before[name]["server_cpu_us_per_entry"]]
+                     for name in ("before", "after")]})
     if profile:
         tables.append({
             "title": f"Where the server's CPU goes: py-spy, {profile['clients']} clients, one "
@@ -745,6 +767,7 @@ def report(machine, gen, args, ceil, single, rate, both, baseline, profile, cryp
             "data": {"single_core": single, "fixed_rate": rate, "both_cores": both,
                      "interpreters": interp,
                      "ceiling": ceil, "baseline": baseline, "baseline_ref": args.baseline,
+                     "before": before,
                      "profile": profile, "crypto_us": crypto,
                      "settings": {"repeat": args.repeat, "duration": args.duration}}}
 

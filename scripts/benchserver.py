@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -205,3 +207,77 @@ def fsck(data_dir: Path) -> tuple[int, str]:
 
 if __name__ == "__main__":
     print("a helper module for scripts/bench_*.py", file=sys.stderr)
+
+
+# -- the code of another commit, for before/after runs ---------------------------------
+
+BEFORE = "c96b491"  # the head before issue 18 (fail-closed storage): what "before" means
+
+
+class CodeAt:
+    """A context manager: a git worktree of ``ref`` and the environment
+    (``env``: PYTHONPATH) under which ``.venv``'s Python imports that tree's
+    ``tlog`` and ``tlog_client`` instead of the checkout's; removed on exit.
+    The server is started outside the repository (see :class:`Server`), so
+    the PYTHONPATH wins."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self.base = Path(tempfile.mkdtemp(prefix="tlog-before-"))
+        self.tree = self.base / "tree"
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> "CodeAt":
+        subprocess.run(["git", "worktree", "add", "--detach", str(self.tree), self.ref],
+                       cwd=ROOT, check=True, capture_output=True)
+        shim = self.base / "shim"
+        shim.mkdir()
+        (shim / "tlog_client").symlink_to(self.tree / "client")
+        (shim / "tlog").symlink_to(self.tree / "tlog")
+        self.env = {"PYTHONPATH": str(shim)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(self.tree)], cwd=ROOT,
+                       capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def schema_version(self) -> int:
+        """The storage schema the tree at ``ref`` reads (its SCHEMA_VERSION)."""
+        import re
+        text = (self.tree / "tlog" / "storage.py").read_text()
+        return int(re.search(r"^SCHEMA_VERSION = (\d+)", text, re.M).group(1))
+
+
+# What a log of schema N+1 drops to be read by code of schema N: each is the
+# reverse of that migration (tlog/storage.py MIGRATIONS), data kept.
+DOWNGRADES = {3: ["ALTER TABLE entries DROP COLUMN seal"]}
+
+
+def log_for_schema(data_dir: Path, schema: int) -> Path:
+    """A copy of the log ``data_dir`` that code of storage ``schema`` reads
+    (cached beside it as ``<dir>.schema<N>``; made once: a copy and the
+    reverse migrations, minutes at 10^7)."""
+    import sqlite3
+    target = data_dir.with_name(f"{data_dir.name}.schema{schema}")
+    if (target / "tlog.db").exists():
+        return target
+    work = target.with_name(target.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(data_dir, work)
+    # Not a cached log of its own (build_synthetic_log.cached_log): no marker.
+    (work / "synthetic-size").unlink(missing_ok=True)
+    db = sqlite3.connect(work / "tlog.db", isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        while version > schema:
+            for sql in DOWNGRADES[version]:
+                db.execute(sql)
+            version -= 1
+            db.execute(f"PRAGMA user_version={version}")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    work.rename(target)
+    return target
